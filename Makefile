@@ -1,0 +1,48 @@
+# The whole set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck pytest bench soak demo migrate clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/paperwatch run
+
+migrate: install
+	$(BIN)/paperwatch db upgrade
+
+lint: install
+	$(BIN)/ruff check bot tests bench migrations
+	$(BIN)/ruff format --check bot tests bench migrations
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m bench.bench_match --million
+
+soak: install
+	$(BIN)/python -m bench.soak
+
+demo: install
+	@for q in '"knowledge distillation" OR distill*' 'diffusion -video' 'author:"yann lecun" OR category:cs.CL upvotes>=20' 'agent* benchmark'; do \
+		echo; echo "=== paperwatch preview --query '$$q' ==="; \
+		$(BIN)/paperwatch preview --query "$$q" --feed tests/fixtures/feeds/hf_daily/2025-10-03.json || exit $$?; \
+	done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,336 @@
+"""Typed settings from `config.toml` merged with `PAPERWATCH_<SECTION>__<KEY>` variables.
+
+Settings are built by `load_settings()`; nothing is read at import time. The bot token
+comes only from `DISCORD_TOKEN` and is held in a `Secret` that never prints itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "PAPERWATCH_"
+CONFIG_ENV = "PAPERWATCH_CONFIG"
+TOKEN_ENV = "DISCORD_TOKEN"
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ConfigError(Exception):
+    """A bad config file or value; the message is one line naming the key."""
+
+
+class Secret:
+    """A value that is masked wherever it is printed, logged or repr'd."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordSettings:
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    dev_guild_id: int | None = None
+    """Sync commands to this one guild while developing, instead of globally."""
+    application_id: int | None = None
+    """Used by `paperwatch invite-url`; the running bot reads its own from Discord."""
+    guild_ready_timeout: float = 2.0
+    shard_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///paperwatch.db"
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HuggingFaceSettings:
+    enabled: bool = True
+    url: str = "https://huggingface.co/api/daily_papers"
+    poll_interval: float = 1800.0
+    page_size: int = 50
+    backfill_days: int = 2
+    """Days before today that each poll also reads, so a missed day is filled in."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArxivSettings:
+    enabled: bool = False
+    rss_url: str = "https://rss.arxiv.org/rss/"
+    api_url: str = "https://export.arxiv.org/api/query"
+    categories: tuple[str, ...] = ("cs.CL", "cs.LG")
+    poll_interval: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsSettings:
+    huggingface: HuggingFaceSettings = field(default_factory=HuggingFaceSettings)
+    arxiv: ArxivSettings = field(default_factory=ArxivSettings)
+    timeout: float = 30.0
+    max_bytes: int = 20 * 1024 * 1024
+    max_attempts: int = 4
+    jitter: float = 0.1
+    """Fraction of a poll interval added at random, so many bots do not poll at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    time: str = "09:00"
+    timezone: str = "UTC"
+    max_papers: int = 25
+    lookback_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    query_length: int = 300
+    watches_per_channel: int = 50
+    alerts_per_user: int = 25
+    watches_per_guild: int = 500
+    command_cooldown: float = 2.0
+    """Seconds a user waits between two commands that change something."""
+    commands_per_minute: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    feeds: FeedsSettings = field(default_factory=FeedsSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    token: Secret = field(default_factory=lambda: Secret(""))
+    source: Path | None = None
+    """The config file these settings were read from, if any."""
+
+    def public_dict(self) -> dict[str, Any]:
+        """The effective configuration with the token masked, for `check-config`."""
+        out = _as_dict(self)
+        out.pop("token", None)
+        out.pop("source", None)
+        out["discord"]["token"] = "********" if self.token else "(not set: DISCORD_TOKEN)"
+        return out
+
+
+def _as_dict(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the config file (if any), apply environment overrides, validate.
+
+    The file is `path`, else `$PAPERWATCH_CONFIG`, else `config.toml` when it exists.
+    Raises ConfigError with one line naming the key and the problem.
+    """
+    env = os.environ if environ is None else environ
+    chosen = path or env.get(CONFIG_ENV)
+    file: Path | None = None
+    raw: dict[str, Any] = {}
+    if chosen:
+        file = Path(chosen)
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist")
+    elif Path("config.toml").is_file():
+        file = Path("config.toml")
+    if file is not None:
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot be read: {exc}") from None
+    _apply_env(raw, env)
+    settings = _build(Settings, raw, "")
+    settings = dataclasses.replace(settings, token=Secret(env.get(TOKEN_ENV, "").strip()), source=file)
+    _validate(settings)
+    return settings
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(parts):
+            raise ConfigError(f"{name}: malformed variable name (use PAPERWATCH_<SECTION>__<KEY>)")
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {'.'.join(parts[:-1])} is not a table")
+            node = child
+        node[parts[-1]] = _EnvText(value)
+
+
+class _EnvText(str):
+    """A value from the environment: text to be converted to the key's type."""
+
+
+def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name not in ("token", "source")}
+    for key in raw:
+        if key not in known:
+            where = f"{prefix}{key}"
+            if key == "token" and prefix == "discord.":
+                raise ConfigError("discord.token: the bot token is read only from DISCORD_TOKEN")
+            raise ConfigError(f"{where}: unknown key (known here: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        hint = hints[f.name]
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = _build(typing.cast(type[Any], hint), raw[f.name], key + ".")
+        else:
+            values[f.name] = _convert(raw[f.name], hint, key)
+    return cls(**values)
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, _EnvText) and value.strip() == ""):
+            return None
+        return _convert(value, inner[0], key)
+    if hint is bool:
+        if isinstance(value, _EnvText):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, _EnvText):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise ConfigError(f"{key}: expected a whole number, got {str(value)!r}") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, _EnvText):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {str(value)!r}") from None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return str(value)
+        raise ConfigError(f"{key}: expected text, got {value!r}")
+    if origin is tuple:
+        if isinstance(value, _EnvText):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise ConfigError(f"{key}: expected a JSON list, got {text!r}") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of text, got {value!r}")
+        return tuple(value)
+    raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover
+
+
+def _validate(s: Settings) -> None:
+    def positive(key: str, value: float) -> None:
+        if value <= 0:
+            raise ConfigError(f"{key}: must be greater than 0, got {value}")
+
+    positive("feeds.huggingface.poll_interval", s.feeds.huggingface.poll_interval)
+    positive("feeds.arxiv.poll_interval", s.feeds.arxiv.poll_interval)
+    positive("feeds.huggingface.page_size", s.feeds.huggingface.page_size)
+    positive("feeds.timeout", s.feeds.timeout)
+    positive("feeds.max_bytes", s.feeds.max_bytes)
+    positive("feeds.max_attempts", s.feeds.max_attempts)
+    positive("digest.max_papers", s.digest.max_papers)
+    positive("limits.query_length", s.limits.query_length)
+    positive("limits.watches_per_channel", s.limits.watches_per_channel)
+    positive("limits.alerts_per_user", s.limits.alerts_per_user)
+    positive("limits.watches_per_guild", s.limits.watches_per_guild)
+    positive("limits.commands_per_minute", s.limits.commands_per_minute)
+    if s.feeds.huggingface.backfill_days < 0:
+        raise ConfigError("feeds.huggingface.backfill_days: must be 0 or more")
+    if s.digest.lookback_hours < 0:
+        raise ConfigError("digest.lookback_hours: must be 0 or more")
+    if s.limits.command_cooldown < 0:
+        raise ConfigError("limits.command_cooldown: must be 0 or more")
+    if not 0 <= s.feeds.jitter <= 1:
+        raise ConfigError("feeds.jitter: must be between 0 and 1")
+    if not _TIME.match(s.digest.time):
+        raise ConfigError(f"digest.time: expected HH:MM (24-hour), got {s.digest.time!r}")
+    try:
+        ZoneInfo(s.digest.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"digest.timezone: unknown IANA timezone {s.digest.timezone!r}") from None
+    for key, url in (
+        ("discord.api_base", s.discord.api_base),
+        ("feeds.huggingface.url", s.feeds.huggingface.url),
+        ("feeds.arxiv.rss_url", s.feeds.arxiv.rss_url),
+        ("feeds.arxiv.api_url", s.feeds.arxiv.api_url),
+    ):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}: expected an http(s) URL, got {url!r}")
+    if not s.discord.gateway_url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"discord.gateway_url: expected a ws(s) URL, got {s.discord.gateway_url!r}")
+    if not s.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "database.url: expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://…, "
+            f"got {s.database.url.split('://')[0]}://…"
+        )
+    if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"logging.level: expected DEBUG, INFO, WARNING or ERROR, got {s.logging.level!r}")
