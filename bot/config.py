@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "PAPERWATCH_"
 CONFIG_ENV = "PAPERWATCH_CONFIG"
-TOKEN_ENV = "DISCORD_TOKEN"
+TOKEN_ENV = "DISCORD_TOKEN"  # noqa: S105 - the variable name, not a token
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 

@@ -1,0 +1,435 @@
+"""Repositories: queries over one session. They flush, never commit; services own transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import (
+    DELIVERY_CLAIMED,
+    DELIVERY_PENDING,
+    DELIVERY_SENT,
+    TARGET_CHANNEL,
+    TARGET_USER,
+    BotStateRow,
+    DeliveryRow,
+    FeedStateRow,
+    PaperRow,
+    TargetRow,
+    WatchRow,
+    utcnow,
+)
+from bot.domain.paper import Paper
+
+
+def paper_from_row(row: PaperRow) -> Paper:
+    return Paper(
+        arxiv_id=row.arxiv_id,
+        title=row.title,
+        abstract=row.abstract,
+        authors=tuple(row.authors or ()),
+        published_at=row.published_at,
+        sources=frozenset(row.sources or ()),
+        categories=tuple(row.categories or ()),
+        upvotes=row.upvotes,
+        comments=row.comments,
+        ai_summary=row.ai_summary,
+        ai_keywords=tuple(row.ai_keywords or ()),
+        github_url=row.github_url,
+        project_url=row.project_url,
+        hf_date=row.hf_date,
+        announce_type=row.announce_type,
+        version=row.version,
+        first_seen_at=row.first_seen_at,
+    )
+
+
+def _fill_row(row: PaperRow, paper: Paper) -> None:
+    row.title = paper.title
+    row.abstract = paper.abstract
+    row.authors = list(paper.authors)
+    row.published_at = paper.published_at
+    row.sources = sorted(paper.sources)
+    row.categories = list(paper.categories)
+    row.upvotes = paper.upvotes
+    row.comments = paper.comments
+    row.ai_summary = paper.ai_summary
+    row.ai_keywords = list(paper.ai_keywords)
+    row.github_url = paper.github_url
+    row.project_url = paper.project_url
+    row.hf_date = paper.hf_date
+    row.announce_type = paper.announce_type
+    row.version = paper.version
+
+
+@dataclass(slots=True)
+class UpsertOutcome:
+    new: list[Paper]
+    changed: list[Paper]
+    """Papers already stored whose stored fields changed (upvotes, comments, new source…)."""
+    unchanged: int
+
+
+class PaperRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, papers: Sequence[Paper], now: datetime | None = None) -> UpsertOutcome:
+        """Store papers, merging each with what is already stored under its id."""
+        now = now or utcnow()
+        merged: dict[str, Paper] = {}
+        for paper in papers:
+            seen = merged.get(paper.arxiv_id)
+            merged[paper.arxiv_id] = seen.merged_with(paper) if seen else paper
+        existing: dict[str, PaperRow] = {}
+        ids = list(merged)
+        for start in range(0, len(ids), 500):
+            rows = await self.session.scalars(
+                select(PaperRow).where(PaperRow.arxiv_id.in_(ids[start : start + 500]))
+            )
+            existing.update({row.arxiv_id: row for row in rows})
+        outcome = UpsertOutcome(new=[], changed=[], unchanged=0)
+        for arxiv_id, paper in merged.items():
+            row = existing.get(arxiv_id)
+            if row is None:
+                row = PaperRow(arxiv_id=arxiv_id, first_seen_at=now, updated_at=now)
+                _fill_row(row, paper)
+                self.session.add(row)
+                outcome.new.append(paper_from_row(row))
+                continue
+            before = paper_from_row(row)
+            after = before.merged_with(paper)
+            if after == before:
+                outcome.unchanged += 1
+                continue
+            _fill_row(row, after)
+            row.updated_at = now
+            outcome.changed.append(paper_from_row(row))
+        await self.session.flush()
+        return outcome
+
+    async def get(self, arxiv_id: str) -> Paper | None:
+        row = await self.session.get(PaperRow, arxiv_id)
+        return paper_from_row(row) if row else None
+
+    async def get_many(self, ids: Iterable[str]) -> dict[str, Paper]:
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, Paper] = {}
+        for start in range(0, len(wanted), 500):
+            rows = await self.session.scalars(
+                select(PaperRow).where(PaperRow.arxiv_id.in_(wanted[start : start + 500]))
+            )
+            out.update({row.arxiv_id: paper_from_row(row) for row in rows})
+        return out
+
+    async def seen_since(self, since: datetime, limit: int = 20_000) -> list[Paper]:
+        rows = await self.session.scalars(
+            select(PaperRow)
+            .where(PaperRow.first_seen_at >= since)
+            .order_by(PaperRow.first_seen_at.desc())
+            .limit(limit)
+        )
+        return [paper_from_row(row) for row in rows]
+
+    async def count_since(self, since: datetime) -> int:
+        total = await self.session.scalar(
+            select(func.count()).select_from(PaperRow).where(PaperRow.first_seen_at >= since)
+        )
+        return int(total or 0)
+
+    async def count(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(PaperRow)) or 0)
+
+
+class TargetRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def channel(self, channel_id: int) -> TargetRow | None:
+        return await self.session.scalar(
+            select(TargetRow).where(TargetRow.kind == TARGET_CHANNEL, TargetRow.channel_id == channel_id)
+        )
+
+    async def user(self, user_id: int) -> TargetRow | None:
+        return await self.session.scalar(
+            select(TargetRow).where(TargetRow.kind == TARGET_USER, TargetRow.user_id == user_id)
+        )
+
+    async def get(self, target_id: int) -> TargetRow | None:
+        return await self.session.get(TargetRow, target_id)
+
+    async def ensure_channel(
+        self, guild_id: int, channel_id: int, *, digest_time: str, timezone: str
+    ) -> TargetRow:
+        row = await self.channel(channel_id)
+        if row is None:
+            row = TargetRow(
+                kind=TARGET_CHANNEL,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                user_id=0,
+                digest_time=digest_time,
+                timezone=timezone,
+            )
+            self.session.add(row)
+            await self.session.flush()
+        return row
+
+    async def ensure_user(self, user_id: int, *, digest_time: str, timezone: str) -> TargetRow:
+        row = await self.user(user_id)
+        if row is None:
+            row = TargetRow(
+                kind=TARGET_USER,
+                guild_id=None,
+                channel_id=0,
+                user_id=user_id,
+                digest_time=digest_time,
+                timezone=timezone,
+            )
+            self.session.add(row)
+            await self.session.flush()
+        return row
+
+    async def due_digests(self, now: datetime, limit: int = 500) -> list[TargetRow]:
+        rows = await self.session.scalars(
+            select(TargetRow)
+            .where(TargetRow.next_digest_at.is_not(None), TargetRow.next_digest_at <= now)
+            .order_by(TargetRow.next_digest_at)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def in_guild(self, guild_id: int) -> list[TargetRow]:
+        return list(
+            await self.session.scalars(
+                select(TargetRow).where(TargetRow.kind == TARGET_CHANNEL, TargetRow.guild_id == guild_id)
+            )
+        )
+
+    async def next_digest(self, guild_id: int | None = None) -> datetime | None:
+        stmt = select(func.min(TargetRow.next_digest_at)).where(TargetRow.digest_paused.is_(False))
+        if guild_id is not None:
+            stmt = stmt.where(TargetRow.guild_id == guild_id)
+        return await self.session.scalar(stmt)
+
+
+class WatchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, watch_id: int) -> WatchRow | None:
+        return await self.session.get(WatchRow, watch_id)
+
+    async def for_target(self, target_id: int) -> list[WatchRow]:
+        return list(
+            await self.session.scalars(
+                select(WatchRow).where(WatchRow.target_id == target_id).order_by(WatchRow.id)
+            )
+        )
+
+    async def count_for_target(self, target_id: int) -> int:
+        total = await self.session.scalar(
+            select(func.count()).select_from(WatchRow).where(WatchRow.target_id == target_id)
+        )
+        return int(total or 0)
+
+    async def count_in_guild(self, guild_id: int) -> int:
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(WatchRow)
+            .join(TargetRow, TargetRow.id == WatchRow.target_id)
+            .where(TargetRow.guild_id == guild_id)
+        )
+        return int(total or 0)
+
+    async def in_guild(self, guild_id: int) -> list[tuple[WatchRow, TargetRow]]:
+        rows = await self.session.execute(
+            select(WatchRow, TargetRow)
+            .join(TargetRow, TargetRow.id == WatchRow.target_id)
+            .where(TargetRow.guild_id == guild_id)
+            .order_by(WatchRow.id)
+        )
+        return [(w, t) for w, t in rows.tuples()]
+
+    async def active(self) -> list[tuple[WatchRow, TargetRow]]:
+        rows = await self.session.execute(
+            select(WatchRow, TargetRow)
+            .join(TargetRow, TargetRow.id == WatchRow.target_id)
+            .where(WatchRow.paused.is_(False))
+            .order_by(WatchRow.id)
+        )
+        return [(w, t) for w, t in rows.tuples()]
+
+    async def count(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(WatchRow)) or 0)
+
+    async def set_paused_for_target(self, target_id: int, paused: bool) -> None:
+        await self.session.execute(
+            update(WatchRow).where(WatchRow.target_id == target_id).values(paused=paused)
+        )
+
+    async def add_matches(self, counts: dict[int, int]) -> None:
+        for watch_id, count in counts.items():
+            await self.session.execute(
+                update(WatchRow)
+                .where(WatchRow.id == watch_id)
+                .values(match_count=WatchRow.match_count + count)
+            )
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_pending(self, rows: Sequence[dict[str, object]]) -> int:
+        """Insert pending deliveries, ignoring (target, paper) pairs already recorded."""
+        if not rows:
+            return 0
+        dialect = self.session.bind.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        total = 0
+        for start in range(0, len(rows), 500):
+            chunk = list(rows[start : start + 500])
+            stmt = insert(DeliveryRow).values(chunk)
+            stmt = stmt.on_conflict_do_nothing(index_elements=["target_id", "paper_id"])
+            result = await self.session.execute(stmt)
+            total += max(getattr(result, "rowcount", 0) or 0, 0)
+        return total
+
+    async def existing_pairs(
+        self, target_ids: Iterable[int], paper_ids: Iterable[str]
+    ) -> set[tuple[int, str]]:
+        targets = list(set(target_ids))
+        papers = list(set(paper_ids))
+        found: set[tuple[int, str]] = set()
+        if not targets or not papers:
+            return found
+        for start in range(0, len(papers), 500):
+            rows = await self.session.execute(
+                select(DeliveryRow.target_id, DeliveryRow.paper_id).where(
+                    DeliveryRow.target_id.in_(targets), DeliveryRow.paper_id.in_(papers[start : start + 500])
+                )
+            )
+            found.update((t, p) for t, p in rows.tuples())
+        return found
+
+    async def pending_for_target(self, target_id: int, *, mode: str | None = None) -> list[DeliveryRow]:
+        stmt = select(DeliveryRow).where(
+            DeliveryRow.target_id == target_id, DeliveryRow.status == DELIVERY_PENDING
+        )
+        if mode is not None:
+            stmt = stmt.where(DeliveryRow.mode == mode)
+        return list(await self.session.scalars(stmt.order_by(DeliveryRow.id)))
+
+    async def claimed(self, target_id: int | None = None) -> list[DeliveryRow]:
+        stmt = select(DeliveryRow).where(DeliveryRow.status == DELIVERY_CLAIMED)
+        if target_id is not None:
+            stmt = stmt.where(DeliveryRow.target_id == target_id)
+        return list(await self.session.scalars(stmt.order_by(DeliveryRow.id)))
+
+    async def targets_with_pending(self, mode: str) -> list[int]:
+        rows = await self.session.scalars(
+            select(DeliveryRow.target_id)
+            .where(DeliveryRow.status == DELIVERY_PENDING, DeliveryRow.mode == mode)
+            .distinct()
+        )
+        return list(rows)
+
+    async def targets_with_claimed(self) -> list[int]:
+        rows = await self.session.scalars(
+            select(DeliveryRow.target_id).where(DeliveryRow.status == DELIVERY_CLAIMED).distinct()
+        )
+        return list(rows)
+
+    async def by_nonce(self, nonce: str) -> list[DeliveryRow]:
+        return list(
+            await self.session.scalars(
+                select(DeliveryRow).where(DeliveryRow.nonce == nonce).order_by(DeliveryRow.id)
+            )
+        )
+
+    async def mark_sent(self, ids: Sequence[int], message_id: int | None, now: datetime) -> None:
+        await self.session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id.in_(list(ids)))
+            .values(status=DELIVERY_SENT, message_id=message_id, sent_at=now, last_error=None)
+        )
+
+    async def release(self, ids: Sequence[int], error: str) -> None:
+        """Give claimed deliveries back to the queue after a failed send."""
+        await self.session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id.in_(list(ids)))
+            .values(status=DELIVERY_PENDING, nonce=None, claimed_at=None, last_error=error[:500])
+        )
+
+    async def count_for_watch_since(self, since: datetime) -> int:
+        total = await self.session.scalar(
+            select(func.count()).select_from(DeliveryRow).where(DeliveryRow.created_at >= since)
+        )
+        return int(total or 0)
+
+    async def pending_count(self, target_id: int) -> int:
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(DeliveryRow)
+            .where(DeliveryRow.target_id == target_id, DeliveryRow.status == DELIVERY_PENDING)
+        )
+        return int(total or 0)
+
+    async def drop_for_watchless(self, target_id: int) -> None:
+        """Forget pending deliveries of a target none of whose watches remain."""
+        await self.session.execute(
+            delete(DeliveryRow).where(
+                DeliveryRow.target_id == target_id, DeliveryRow.status == DELIVERY_PENDING
+            )
+        )
+
+
+class FeedStateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, key: str, source: str) -> FeedStateRow:
+        row = await self.session.get(FeedStateRow, key)
+        if row is None:
+            row = FeedStateRow(key=key, source=source, consecutive_failures=0)
+            self.session.add(row)
+            await self.session.flush()
+        return row
+
+    async def all(self) -> list[FeedStateRow]:
+        return list(await self.session.scalars(select(FeedStateRow).order_by(FeedStateRow.key)))
+
+    async def latest(self, source: str | None = None) -> list[FeedStateRow]:
+        stmt = select(FeedStateRow)
+        if source is not None:
+            stmt = stmt.where(FeedStateRow.source == source)
+        stmt = stmt.order_by(
+            or_(FeedStateRow.last_poll_at.is_(None), FeedStateRow.last_poll_at.is_not(None)),
+            FeedStateRow.last_poll_at.desc(),
+        )
+        return list(await self.session.scalars(stmt))
+
+
+class BotStateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, key: str) -> str | None:
+        row = await self.session.get(BotStateRow, key)
+        return row.value if row else None
+
+    async def set(self, key: str, value: str) -> None:
+        row = await self.session.get(BotStateRow, key)
+        if row is None:
+            self.session.add(BotStateRow(key=key, value=value))
+        else:
+            row.value = value
+        await self.session.flush()

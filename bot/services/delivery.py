@@ -1,0 +1,312 @@
+"""Delivery: the outbox that posts each (target, paper) exactly once.
+
+A delivery row is claimed and given a nonce in a committed transaction before anything is
+sent; the message goes out with that nonce and `enforce_nonce`, so Discord answers a repeat
+with the message it already made; the row is marked sent with the message id afterwards.
+Rows still claimed after a crash are re-sent with the same nonce when the bot starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import (
+    DELIVERY_CLAIMED,
+    MODE_INSTANT,
+    TARGET_CHANNEL,
+    DeliveryRow,
+    TargetRow,
+    WatchRow,
+)
+from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository, WatchRepository
+from bot.domain.digest import Digest, DigestEntry, Match, compose_digest
+from bot.domain.schedule import Schedule, parse_time
+from bot.services.clock import Clock
+
+log = logging.getLogger(__name__)
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+NONCE_MAX = 25
+
+
+class SendError(Exception):
+    """Sending failed in a way that may succeed later (rate limit, 5xx, network)."""
+
+
+class TargetGone(Exception):  # noqa: N818 - names what happened to the target
+    """The destination refuses for good: channel deleted, permission lost, DMs closed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    target_id: int
+    kind: str
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    content: str | None
+    embeds: list[dict[str, object]]
+    delivery_ids: tuple[int, ...]
+
+
+class Sender:
+    """Where messages go; the Discord layer provides the real one."""
+
+    async def send(self, destination: Destination, message: OutgoingMessage, nonce: str) -> int:
+        """Post `message` with `nonce` (enforced); return the message id."""
+        raise NotImplementedError
+
+    async def notify_paused(self, destination: Destination, reason: str) -> bool:
+        """Tell the guild (once) that a channel's watches were paused; True if told."""
+        return False
+
+
+Renderer = Callable[[Digest, str], list[OutgoingMessage]]
+"""Turns a digest into messages; the second argument is "digest", "instant" or "resend"."""
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    messages: int = 0
+    papers: int = 0
+    overflow: int = 0
+    paused: bool = False
+    retry: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def make_nonce(target_id: int, first_delivery_id: int, attempt: int) -> str:
+    """A short, unique-per-message nonce (Discord allows 25 characters)."""
+    nonce = f"pw{_b36(target_id)}.{_b36(first_delivery_id)}.{_b36(attempt)}"
+    if len(nonce) > NONCE_MAX:  # pragma: no cover - needs ids beyond 36**10
+        raise ValueError("delivery ids too large for a nonce")
+    return nonce
+
+
+def _b36(number: int) -> str:
+    if number == 0:
+        return "0"
+    digits = []
+    while number:
+        number, rest = divmod(number, 36)
+        digits.append(_ALPHABET[rest])
+    return "".join(reversed(digits))
+
+
+def destination_of(target: TargetRow) -> Destination:
+    return Destination(target.id, target.kind, target.guild_id, target.channel_id, target.user_id)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        sender: Sender,
+        renderer: Renderer,
+        clock: Clock,
+        *,
+        max_papers: int,
+    ) -> None:
+        self.sessions = sessions
+        self.sender = sender
+        self.renderer = renderer
+        self.clock = clock
+        self.max_papers = max_papers
+        self._lock = asyncio.Lock()
+
+    # -- entry points ----------------------------------------------------------------------
+
+    async def recover(self) -> DeliveryReport:
+        """Re-send every message that was claimed but not confirmed, with its own nonce."""
+        async with self._lock:
+            report = DeliveryReport()
+            async with self.sessions() as session:
+                target_ids = await DeliveryRepository(session).targets_with_claimed()
+            for target_id in target_ids:
+                await self._resend_claimed(target_id, report)
+            return report
+
+    async def run_due_digests(self) -> DeliveryReport:
+        """Post the digest of every target whose scheduled time has come (and catch up)."""
+        report = DeliveryReport()
+        now = self.clock.now()
+        async with self.sessions() as session:
+            due = [t.id for t in await TargetRepository(session).due_digests(now)]
+        for target_id in due:
+            part = await self.deliver_digest(target_id, scheduled=True)
+            _merge(report, part)
+        return report
+
+    async def flush_instant(self, target_ids: Sequence[int] | None = None) -> DeliveryReport:
+        """Post pending instant deliveries (all targets, or the ones named)."""
+        report = DeliveryReport()
+        if target_ids is None:
+            async with self.sessions() as session:
+                target_ids = await DeliveryRepository(session).targets_with_pending(MODE_INSTANT)
+        for target_id in target_ids:
+            async with self._lock:
+                await self._resend_claimed(target_id, report)
+                await self._deliver(target_id, MODE_INSTANT, report, scheduled=False)
+        return report
+
+    async def deliver_digest(self, target_id: int, *, scheduled: bool) -> DeliveryReport:
+        """Post a target's pending papers now; `scheduled` also moves its next digest time."""
+        report = DeliveryReport()
+        async with self._lock:
+            await self._resend_claimed(target_id, report)
+            await self._deliver(target_id, "digest", report, scheduled=scheduled)
+        return report
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    async def _deliver(self, target_id: int, kind: str, report: DeliveryReport, *, scheduled: bool) -> None:
+        now = self.clock.now()
+        messages: list[tuple[OutgoingMessage, str]] = []
+        async with self.sessions.begin() as session:
+            target = await session.get(TargetRow, target_id, with_for_update=True)
+            if target is None:
+                return
+            if scheduled:
+                schedule = Schedule(parse_time(target.digest_time), target.timezone, target.weekdays)
+                target.next_digest_at = (
+                    schedule.next_after(now) if await _has_watches(session, target) else None
+                )
+                target.last_digest_at = now
+            if target.paused_reason or (scheduled and target.digest_paused):
+                return
+            mode = MODE_INSTANT if kind == MODE_INSTANT else None
+            rows = await DeliveryRepository(session).pending_for_target(target_id, mode=mode)
+            if not rows:
+                return
+            digest = await self._compose(session, rows, self.max_papers)
+            report.overflow += digest.overflow
+            by_id = {row.id: row for row in rows}
+            for message in self.renderer(digest, kind):
+                first = min(message.delivery_ids)
+                attempt = by_id[first].attempts + 1
+                nonce = make_nonce(target_id, first, attempt)
+                for delivery_id in message.delivery_ids:
+                    row = by_id[delivery_id]
+                    row.status = DELIVERY_CLAIMED
+                    row.nonce = nonce
+                    row.claimed_at = now
+                    row.attempts += 1
+                messages.append((message, nonce))
+            destination = destination_of(target)
+        await self._send_all(destination, messages, report)
+
+    async def _resend_claimed(self, target_id: int, report: DeliveryReport) -> None:
+        async with self.sessions() as session:
+            target = await session.get(TargetRow, target_id)
+            rows = await DeliveryRepository(session).claimed(target_id)
+            if target is None or not rows:
+                return
+            if target.paused_reason:
+                return
+            groups: dict[str, list[DeliveryRow]] = {}
+            for row in rows:
+                groups.setdefault(row.nonce or "", []).append(row)
+            messages: list[tuple[OutgoingMessage, str]] = []
+            for nonce, group in sorted(groups.items(), key=lambda item: item[1][0].id):
+                digest = await self._compose(session, group, len(group))
+                for message in self.renderer(digest, "resend"):
+                    messages.append((message, nonce))
+            destination = destination_of(target)
+        await self._send_all(destination, messages, report)
+
+    async def _send_all(
+        self, destination: Destination, messages: list[tuple[OutgoingMessage, str]], report: DeliveryReport
+    ) -> None:
+        for index, (message, nonce) in enumerate(messages):
+            try:
+                message_id = await self.sender.send(destination, message, nonce)
+            except TargetGone as gone:
+                log.warning(
+                    "target %s refuses messages (%s); pausing its watches", destination.target_id, gone
+                )
+                unsent = [d for m, _ in messages[index:] for d in m.delivery_ids]
+                await self._pause(destination, gone.reason, unsent)
+                report.paused = True
+                report.errors.append(gone.reason)
+                return
+            except SendError as exc:
+                log.warning("sending to target %s failed, will retry: %s", destination.target_id, exc)
+                await self._note_error([d for m, _ in messages[index:] for d in m.delivery_ids], str(exc))
+                report.retry = True
+                report.errors.append(str(exc))
+                return
+            async with self.sessions.begin() as session:
+                await DeliveryRepository(session).mark_sent(
+                    message.delivery_ids, message_id, self.clock.now()
+                )
+            report.messages += 1
+            report.papers += len(message.delivery_ids)
+
+    async def _note_error(self, ids: list[int], error: str) -> None:
+        async with self.sessions.begin() as session:
+            rows = await session.scalars(select(DeliveryRow).where(DeliveryRow.id.in_(ids)))
+            for row in rows:
+                row.last_error = error[:500]
+
+    async def _pause(self, destination: Destination, reason: str, unsent: list[int]) -> None:
+        async with self.sessions.begin() as session:
+            target = await session.get(TargetRow, destination.target_id)
+            if target is None:
+                return
+            await DeliveryRepository(session).release(unsent, reason)
+            target.paused_reason = reason
+            await WatchRepository(session).set_paused_for_target(target.id, True)
+            notify = not target.paused_notice_sent
+            target.paused_notice_sent = True
+        if notify and destination.kind == TARGET_CHANNEL:
+            try:
+                await self.sender.notify_paused(destination, reason)
+            except Exception:  # the notice is a courtesy; its failure changes nothing stored
+                log.exception("could not tell guild %s that a channel was paused", destination.guild_id)
+
+    async def _compose(self, session: AsyncSession, rows: Sequence[DeliveryRow], cap: int) -> Digest:
+        papers = await PaperRepository(session).get_many(row.paper_id for row in rows)
+        watch_ids = {w for row in rows for w in (row.watch_ids or [])}
+        queries: dict[int, str] = {}
+        if watch_ids:
+            found = await session.scalars(select(WatchRow).where(WatchRow.id.in_(watch_ids)))
+            queries = {w.id: w.query for w in found}
+        entries = []
+        for row in rows:
+            paper = papers.get(row.paper_id)
+            if paper is None:
+                continue
+            words = tuple((str(a), str(b)) for a, b in (row.matched_terms or []))
+            matches = tuple(
+                Match(watch_id=w, query=queries.get(w, "(removed watch)"), words=words)
+                for w in (row.watch_ids or [])
+            )
+            entries.append(DigestEntry(paper=paper, matches=matches, delivery_id=row.id))
+        return compose_digest(entries, cap)
+
+
+async def _has_watches(session: AsyncSession, target: TargetRow) -> bool:
+    return await WatchRepository(session).count_for_target(target.id) > 0
+
+
+def _merge(into: DeliveryReport, part: DeliveryReport) -> None:
+    into.messages += part.messages
+    into.papers += part.papers
+    into.overflow += part.overflow
+    into.paused = into.paused or part.paused
+    into.retry = into.retry or part.retry
+    into.errors.extend(part.errors)

@@ -1,0 +1,142 @@
+"""Matching new and changed papers against every active watch, recording pending deliveries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import MODE_INSTANT, TargetRow, WatchRow
+from bot.db.repo import DeliveryRepository, WatchRepository
+from bot.domain.matcher import PaperBatch, WatchSet, explain, iter_bits
+from bot.domain.paper import Paper
+from bot.domain.query import ParseError, Query, parse_query
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class MatchReport:
+    deliveries: int = 0
+    instant_targets: set[int] = field(default_factory=set)
+
+
+class WatchMatcher:
+    """Turns a batch of papers into pending deliveries, one per (target, paper)."""
+
+    def __init__(self, *, lookback_hours: float, query_length: int) -> None:
+        self.lookback = timedelta(hours=lookback_hours)
+        self.query_length = query_length
+        self._parsed: dict[str, Query | None] = {}
+
+    def parse(self, text: str) -> Query | None:
+        """A stored query, parsed once per process; None if it no longer parses."""
+        if text not in self._parsed:
+            try:
+                self._parsed[text] = parse_query(text, max_length=max(self.query_length, len(text)))
+            except ParseError as exc:
+                log.warning("stored watch query no longer parses (%s); it is skipped", exc)
+                self._parsed[text] = None
+        return self._parsed[text]
+
+    def eligible(self, watch: WatchRow, paper: Paper) -> bool:
+        """A watch takes part from its creation; a digest watch also looks back `lookback_hours`."""
+        seen = paper.first_seen_at
+        if seen is None:
+            return True
+        start = watch.created_at if watch.mode == MODE_INSTANT else watch.created_at - self.lookback
+        return seen >= start
+
+    async def record(
+        self,
+        session: AsyncSession,
+        papers: Sequence[Paper],
+        *,
+        only_watch_ids: set[int] | None = None,
+    ) -> MatchReport:
+        """Match `papers` against the active watches and store the new pending deliveries."""
+        report = MatchReport()
+        if not papers:
+            return report
+        active = await WatchRepository(session).active()
+        if not active:
+            return report
+        entries: list[tuple[int, Query, int | None]] = []
+        watches: dict[int, tuple[WatchRow, TargetRow]] = {}
+        for watch, target in active:
+            if only_watch_ids is not None and watch.id not in only_watch_ids:
+                continue
+            query = self.parse(watch.query)
+            if query is None:
+                continue
+            entries.append((watch.id, query, watch.min_upvotes))
+            watches[watch.id] = (watch, target)
+        batch = PaperBatch.build(papers)
+        bitmaps = WatchSet(entries).match(batch)
+        hits: dict[tuple[int, str], list[WatchRow]] = {}
+        for watch_id, bits in bitmaps.items():
+            watch, target = watches[watch_id]
+            for index in iter_bits(bits):
+                paper = papers[index]
+                if self.eligible(watch, paper):
+                    hits.setdefault((target.id, paper.arxiv_id), []).append(watch)
+        if not hits:
+            return report
+        deliveries = DeliveryRepository(session)
+        done = await deliveries.existing_pairs({t for t, _ in hits}, {p for _, p in hits})
+        by_id = {paper.arxiv_id: paper for paper in papers}
+        rows: list[dict[str, object]] = []
+        counts: dict[int, int] = {}
+        for (target_id, paper_id), matched in hits.items():
+            if (target_id, paper_id) in done:
+                continue
+            paper = by_id[paper_id]
+            instant = any(w.mode == MODE_INSTANT for w in matched)
+            words: list[list[str]] = []
+            for watch in matched:
+                counts[watch.id] = counts.get(watch.id, 0) + 1
+                query = self.parse(watch.query)
+                if query is not None:
+                    words.extend([term, word] for term, word in explain(query, paper))
+            rows.append(
+                {
+                    "target_id": target_id,
+                    "paper_id": paper_id,
+                    "watch_id": matched[0].id,
+                    "watch_ids": [w.id for w in matched],
+                    "matched_terms": _unique(words),
+                    "mode": MODE_INSTANT if instant else "digest",
+                    "status": "pending",
+                    "attempts": 0,
+                }
+            )
+            if instant:
+                report.instant_targets.add(target_id)
+        report.deliveries = await deliveries.add_pending(rows)
+        await WatchRepository(session).add_matches(counts)
+        return report
+
+    def preview(self, query: Query, papers: Sequence[Paper], min_upvotes: int | None = None) -> list[Paper]:
+        """The papers of `papers` that `query` matches, in their given order."""
+        if not papers:
+            return []
+        bitmaps = WatchSet([(0, query, min_upvotes)]).match(PaperBatch.build(papers))
+        return [papers[i] for i in iter_bits(bitmaps.get(0, 0))]
+
+
+def _unique(pairs: list[list[str]]) -> list[list[str]]:
+    seen: set[tuple[str, ...]] = set()
+    out: list[list[str]] = []
+    for pair in pairs:
+        key = tuple(pair)
+        if key not in seen:
+            seen.add(key)
+            out.append(pair)
+    return out[:10]
+
+
+def lookback_start(now: datetime, hours: float) -> datetime:
+    return now - timedelta(hours=hours)
