@@ -103,6 +103,8 @@ class DigestSettings:
     timezone: str = "UTC"
     max_papers: int = 25
     lookback_hours: float = 24.0
+    check_interval: float = 20.0
+    """Seconds between checks for due digests and unconfirmed posts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +137,7 @@ class Settings:
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with the token masked, for `check-config`."""
-        out = _as_dict(self)
+        out: dict[str, Any] = _as_dict(self)
         out.pop("token", None)
         out.pop("source", None)
         out["discord"]["token"] = "********" if self.token else "(not set: DISCORD_TOKEN)"
@@ -180,7 +182,7 @@ def load_settings(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: cannot be read: {exc}") from None
     _apply_env(raw, env)
-    settings = _build(Settings, raw, "")
+    settings: Settings = _build(Settings, raw, "")
     settings = dataclasses.replace(settings, token=Secret(env.get(TOKEN_ENV, "").strip()), source=file)
     _validate(settings)
     return settings
@@ -298,6 +300,7 @@ def _validate(s: Settings) -> None:
     positive("feeds.max_bytes", s.feeds.max_bytes)
     positive("feeds.max_attempts", s.feeds.max_attempts)
     positive("digest.max_papers", s.digest.max_papers)
+    positive("digest.check_interval", s.digest.check_interval)
     positive("limits.query_length", s.limits.query_length)
     positive("limits.watches_per_channel", s.limits.watches_per_channel)
     positive("limits.alerts_per_user", s.limits.alerts_per_user)

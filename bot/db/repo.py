@@ -291,7 +291,7 @@ class DeliveryRepository:
         """Insert pending deliveries, ignoring (target, paper) pairs already recorded."""
         if not rows:
             return 0
-        dialect = self.session.bind.dialect.name
+        dialect = self.session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         total = 0
         for start in range(0, len(rows), 500):

@@ -20,7 +20,7 @@ _UNESCAPED_TEX_SPECIALS = re.compile(r"(?<!\\)([%&#])")
 _LATEX = LatexNodes2Text()
 
 
-class BadEntry(Exception):
+class BadEntryError(Exception):
     """One feed entry cannot become a paper; carries the entry's id (or position) and why."""
 
     def __init__(self, entry_id: str, reason: str) -> None:
@@ -29,7 +29,7 @@ class BadEntry(Exception):
         self.reason = reason
 
 
-class XmlRefused(Exception):
+class XmlRefusedError(Exception):
     """The document is not well-formed XML or uses a forbidden construct (DTD, entities)."""
 
 
@@ -39,19 +39,24 @@ def collapse_whitespace(text: str) -> str:
 
 
 def parse_xml(content: bytes) -> Element:
-    """Parse untrusted XML, refusing DTDs, entity declarations and external references."""
+    """Parse untrusted XML, refusing DTDs, entity declarations and external references.
+
+    Whitespace before the XML declaration, a common server slip, is ignored.
+    """
     try:
-        root: Element = fromstring(content, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: Element = fromstring(
+            content.lstrip(b" \t\r\n"), forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
     except DefusedXmlException as exc:
-        raise XmlRefused(f"refused unsafe XML ({type(exc).__name__})") from exc
+        raise XmlRefusedError(f"refused unsafe XML ({type(exc).__name__})") from exc
     except ParseError as exc:
-        raise XmlRefused(f"not well-formed XML ({exc})") from exc
+        raise XmlRefusedError(f"not well-formed XML ({exc})") from exc
     except (ValueError, LookupError) as exc:
-        raise XmlRefused(f"unreadable XML ({exc})") from exc
+        raise XmlRefusedError(f"unreadable XML ({exc})") from exc
     return root
 
 
-def is_unsafe_xml(exc: XmlRefused) -> bool:
+def is_unsafe_xml(exc: XmlRefusedError) -> bool:
     """True when the document was refused for a DTD or entities, not for being broken."""
     return isinstance(exc.__cause__, DefusedXmlException)
 
@@ -66,7 +71,9 @@ class RecoveredElement:
     problem: str | None
 
 
-def recover_elements(content: bytes, root_tag: bytes, item_tag: bytes, id_tag: bytes) -> Iterator[RecoveredElement]:
+def recover_elements(
+    content: bytes, root_tag: bytes, item_tag: bytes, id_tag: bytes
+) -> Iterator[RecoveredElement]:
     """Parse each `<item_tag>` of a document that does not parse as a whole, one at a time.
 
     Each element is wrapped in a copy of the root start tag (so namespaces still resolve)
@@ -75,7 +82,7 @@ def recover_elements(content: bytes, root_tag: bytes, item_tag: bytes, id_tag: b
     A trailing element cut off before its end tag is reported as truncated.
     """
     declaration = _XML_DECLARATION.match(content)
-    prologue = declaration.group(0) if declaration else b""
+    prologue = declaration.group(0).lstrip() if declaration else b""
     root_start = re.search(rb"<" + root_tag + rb"\b[^>]*>", content)
     if root_start is None:
         return
@@ -91,7 +98,7 @@ def recover_elements(content: bytes, root_tag: bytes, item_tag: bytes, id_tag: b
         raw_id = _first_text(id_pattern, chunk)
         try:
             wrapped = parse_xml(opening + chunk + closing)
-        except XmlRefused as exc:
+        except XmlRefusedError as exc:
             yield RecoveredElement(index, None, raw_id, str(exc))
         else:
             element = next(iter(wrapped), None)

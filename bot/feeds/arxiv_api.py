@@ -8,8 +8,8 @@ from xml.etree.ElementTree import Element
 
 from bot.domain.paper import ARXIV, FeedResult, Paper, SkippedEntry, split_arxiv_id
 from bot.feeds._xml import (
-    BadEntry,
-    XmlRefused,
+    BadEntryError,
+    XmlRefusedError,
     child_text,
     collapse_whitespace,
     decode_tex_name,
@@ -76,7 +76,7 @@ def parse_arxiv_api(content: bytes) -> FeedResult:
     """
     try:
         root = parse_xml(content)
-    except XmlRefused as exc:
+    except XmlRefusedError as exc:
         if is_unsafe_xml(exc):
             return FeedResult(papers=[], error=f"arXiv API: {exc}")
         return _recover(content, str(exc))
@@ -114,7 +114,7 @@ def _papers_from_entries(entries: Iterable[tuple[int, Element]]) -> FeedResult:
             continue
         try:
             paper = _paper_from_entry(entry, index)
-        except BadEntry as exc:
+        except BadEntryError as exc:
             logger.warning("skipped arXiv API entry %s: %s", exc.entry_id, exc.reason)
             skipped.append(SkippedEntry(entry_id=exc.entry_id, reason=exc.reason))
             continue
@@ -131,11 +131,11 @@ def _paper_from_entry(entry: Element, index: int) -> Paper:
     raw_id = child_text(entry, _ID)
     parts = split_arxiv_id(raw_id)
     if parts is None:
-        raise BadEntry(raw_id or f"entry {index}", "entry id is not an arXiv abs URL")
+        raise BadEntryError(raw_id or f"entry {index}", "entry id is not an arXiv abs URL")
     arxiv_id, version = parts
     title = child_text(entry, _TITLE)
     if not title:
-        raise BadEntry(arxiv_id, "no title")
+        raise BadEntryError(arxiv_id, "no title")
     primary = entry.find(_PRIMARY_CATEGORY)
     terms = [primary.get("term", "")] if primary is not None else []
     terms += [category.get("term", "") for category in entry.findall(_CATEGORY)]

@@ -10,8 +10,8 @@ from xml.etree.ElementTree import Element
 
 from bot.domain.paper import ARXIV, FeedResult, Paper, SkippedEntry, split_arxiv_id
 from bot.feeds._xml import (
-    BadEntry,
-    XmlRefused,
+    BadEntryError,
+    XmlRefusedError,
     child_text,
     collapse_whitespace,
     decode_tex_name,
@@ -78,7 +78,7 @@ def parse_arxiv_rss(content: bytes) -> FeedResult:
     """
     try:
         root = parse_xml(content)
-    except XmlRefused as exc:
+    except XmlRefusedError as exc:
         if is_unsafe_xml(exc):
             return FeedResult(papers=[], error=f"arXiv RSS: {exc}")
         return _recover(content, str(exc))
@@ -119,7 +119,7 @@ def _papers_from_items(items: Iterable[tuple[int, Element]], channel_date: datet
     for index, item in items:
         try:
             paper = _paper_from_item(item, index, channel_date)
-        except BadEntry as exc:
+        except BadEntryError as exc:
             logger.warning("skipped arXiv RSS item %s: %s", exc.entry_id, exc.reason)
             skipped.append(SkippedEntry(entry_id=exc.entry_id, reason=exc.reason))
             continue
@@ -136,9 +136,9 @@ def _paper_from_item(item: Element, index: int, channel_date: datetime | None) -
     described_id = found_in_description.group(1) if found_in_description else ""
     label = guid or link or described_id or f"item {index}"
 
-    parts = split_arxiv_id(guid) or split_arxiv_id(link) or split_arxiv_id(described_id)
+    parts = split_arxiv_id(guid) or split_arxiv_id(link)
     if parts is None:
-        raise BadEntry(label, "no arXiv id in guid, link or description")
+        raise BadEntryError(label, "no arXiv id in guid or link")
     arxiv_id, version = parts
     if version is None and described_id:
         described = split_arxiv_id(described_id)
@@ -146,7 +146,7 @@ def _paper_from_item(item: Element, index: int, channel_date: datetime | None) -
             version = described[1]
     title = child_text(item, "title")
     if not title:
-        raise BadEntry(arxiv_id, "no title")
+        raise BadEntryError(arxiv_id, "no title")
 
     _, marker, abstract = description.partition("Abstract:")
     announce_type = child_text(item, _ANNOUNCE_TYPE)

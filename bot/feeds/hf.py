@@ -10,8 +10,8 @@ from datetime import date
 import httpx
 
 from bot.domain.paper import HF, FeedResult, Paper, SkippedEntry, split_arxiv_id
-from bot.feeds._xml import BadEntry, collapse_whitespace, parse_iso8601
-from bot.feeds.http import FeedFetcher, FeedValidators
+from bot.feeds._xml import BadEntryError, collapse_whitespace, parse_iso8601
+from bot.feeds.http import FeedFetcher, FeedValidators, FetchResult
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ async def fetch_hf_day(
     """Fetch every page of one Daily Papers day and merge the papers by arXiv id.
 
     A page holding `page_size` entries (or a `Link: rel="next"` header) means there may
-    be more, so pages `p=1, 2, …` follow until a short or empty page. Only the first
+    be more, so pages `p=1, 2, …` follow until a short or empty page, or a page that
+    brings no paper not already seen (at most `max_pages` pages). Only the first
     page is a conditional GET: on 304 Not Modified the result has no papers and the
     validators are the ones sent. Validators are returned only for a day that fits on
     one page, so a longer day is always fetched in full.
@@ -56,14 +57,17 @@ async def fetch_hf_day(
         raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
     papers: dict[str, Paper] = {}
     skipped: list[SkippedEntry] = []
+    seen_urls: set[str] = set()
     first_validators: FeedValidators | None = None
-    url = base_url
-    params: dict[str, str | int] | None = _page_params(day, 0, page_size)
-    seen: set[str] = set()
+    request: tuple[str, dict[str, str | int] | None] | None = (base_url, _page_params(day, 0, page_size))
     page = 0
-    for page in range(max_pages):
+    while request is not None:
+        if page == max_pages:
+            logger.warning("stopped reading %s for %s after %d pages", base_url, day, max_pages)
+            return FeedResult(papers=list(papers.values()), skipped=skipped), None
+        url, params = request
         fetched = await fetcher.get(url, params=params, validators=validators if page == 0 else None)
-        seen.add(fetched.url)
+        seen_urls.add(fetched.url)
         if page == 0:
             if fetched.content is None:
                 return FeedResult(papers=[]), fetched.validators
@@ -74,21 +78,35 @@ async def fetch_hf_day(
                 return result, None
             error = f"page {page} of {day.isoformat()}: {result.error}"
             return FeedResult(papers=list(papers.values()), skipped=skipped, error=error), None
+        known = len(papers)
         _merge_into(papers, result.papers)
         skipped.extend(result.skipped)
+        if page > 0 and result.papers and len(papers) == known:
+            logger.warning("page %d of %s for %s repeats earlier papers; stopping", page, base_url, day)
+            return FeedResult(papers=list(papers.values()), skipped=skipped), None
+        request = _next_request(fetched, entries, base_url, day, page + 1, page_size, seen_urls)
+        page += 1
+    merged = FeedResult(papers=list(papers.values()), skipped=skipped)
+    return merged, first_validators if page == 1 else None
 
-        next_link = _next_link(fetched.link, fetched.url)
-        if next_link is not None and next_link not in seen:
-            url, params = next_link, None
-            continue
-        following = _page_params(day, page + 1, page_size)
-        if entries >= page_size and _full_url(base_url, following) not in seen:
-            url, params = base_url, following
-            continue
-        merged = FeedResult(papers=list(papers.values()), skipped=skipped)
-        return merged, first_validators if page == 0 else None
-    logger.warning("stopped reading %s for %s after %d pages", base_url, day.isoformat(), page + 1)
-    return FeedResult(papers=list(papers.values()), skipped=skipped), None
+
+def _next_request(
+    fetched: FetchResult,
+    entries: int,
+    base_url: str,
+    day: date,
+    page: int,
+    page_size: int,
+    seen_urls: set[str],
+) -> tuple[str, dict[str, str | int] | None] | None:
+    """Where the next page of a day is: the `Link: rel="next"` URL, else `p=page` after a full page."""
+    next_link = _next_link(fetched.link, fetched.url)
+    if next_link is not None and next_link not in seen_urls:
+        return next_link, None
+    params = _page_params(day, page, page_size)
+    if entries >= page_size and _full_url(base_url, params) not in seen_urls:
+        return base_url, params
+    return None
 
 
 def _page_params(day: date, page: int, page_size: int) -> dict[str, str | int]:
@@ -135,7 +153,7 @@ def _parse_page(content: bytes, day: date | None) -> tuple[FeedResult, int]:
     for index, entry in enumerate(data):
         try:
             paper = _paper_from_entry(entry, index, day)
-        except BadEntry as exc:
+        except BadEntryError as exc:
             logger.warning("skipped Hugging Face daily paper %s: %s", exc.entry_id, exc.reason)
             skipped.append(SkippedEntry(entry_id=exc.entry_id, reason=exc.reason))
             continue
@@ -172,21 +190,24 @@ def _kind(value: object) -> str:
 def _paper_from_entry(entry: object, index: int, day: date | None) -> Paper:
     fallback_id = f"entry {index}"
     if not isinstance(entry, dict):
-        raise BadEntry(fallback_id, f"entry is {_kind(entry)}, expected an object")
+        raise BadEntryError(fallback_id, f"entry is {_kind(entry)}, expected an object")
+    if "paper" not in entry:
+        raise BadEntryError(fallback_id, "no paper object")
     paper = entry.get("paper")
     if not isinstance(paper, dict):
-        raise BadEntry(fallback_id, f"paper is {_kind(paper)}, expected an object")
+        raise BadEntryError(fallback_id, f"paper is {_kind(paper)}, expected an object")
     raw_id = paper.get("id")
     if not isinstance(raw_id, str):
-        label = str(raw_id) if isinstance(raw_id, int | float) and not isinstance(raw_id, bool) else fallback_id
-        raise BadEntry(label, f"paper.id is {_kind(raw_id)}, expected an arXiv id string")
+        numeric = isinstance(raw_id, int | float) and not isinstance(raw_id, bool)
+        label = str(raw_id) if numeric else fallback_id
+        raise BadEntryError(label, f"paper.id is {_kind(raw_id)}, expected an arXiv id string")
     parts = split_arxiv_id(raw_id)
     if parts is None:
-        raise BadEntry(raw_id.strip() or fallback_id, f"paper.id {raw_id!r} is not an arXiv id")
+        raise BadEntryError(raw_id.strip() or fallback_id, f"paper.id {raw_id!r} is not an arXiv id")
     arxiv_id, version = parts
     title = _text(paper.get("title")) or _text(entry.get("title"))
     if not title:
-        raise BadEntry(arxiv_id, "no title")
+        raise BadEntryError(arxiv_id, "no title")
 
     return Paper(
         arxiv_id=arxiv_id,

@@ -144,7 +144,7 @@ class FeedFetcher:
         """Seconds to wait before the next attempt: the server's wish, else jittered backoff."""
         if retry_after is not None and retry_after > 0:
             return min(retry_after, self._max_delay)
-        ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
+        ceiling = min(self._max_delay, self._base_delay * 2.0 ** min(attempt - 1, 60))
         floor = self._base_delay / 10
         return max(floor, self._rand() * ceiling)
 

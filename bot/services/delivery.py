@@ -9,8 +9,9 @@ Rows still claimed after a crash are re-sent with the same nonce when the bot st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -127,6 +128,20 @@ class Deliverer:
         self.clock = clock
         self.max_papers = max_papers
         self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def idle(self, timeout: float = 10.0) -> AsyncIterator[None]:
+        """Wait (up to `timeout`) for the send under way to finish, and start no other."""
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout)
+        except TimeoutError:
+            log.warning("a send was still under way at shutdown; it is re-sent at next start")
+            yield
+            return
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     # -- entry points ----------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ class WatchMatcher:
             entries.append((watch.id, query, watch.min_upvotes))
             watches[watch.id] = (watch, target)
         batch = PaperBatch.build(papers)
-        bitmaps = WatchSet(entries).match(batch)
+        bitmaps = WatchSet.build(entries).match(batch)
         hits: dict[tuple[int, str], list[WatchRow]] = {}
         for watch_id, bits in bitmaps.items():
             watch, target = watches[watch_id]
@@ -123,7 +123,7 @@ class WatchMatcher:
         """The papers of `papers` that `query` matches, in their given order."""
         if not papers:
             return []
-        bitmaps = WatchSet([(0, query, min_upvotes)]).match(PaperBatch.build(papers))
+        bitmaps = WatchSet.build([(0, query, min_upvotes)]).match(PaperBatch.build(papers))
         return [papers[i] for i in iter_bits(bitmaps.get(0, 0))]
 
 

@@ -1,0 +1,1 @@
+"""The only package that speaks to Discord: the client, slash commands, message sending."""

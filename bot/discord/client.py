@@ -1,0 +1,152 @@
+"""The Discord client: smallest intents, command tree synced only when it changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+import discord
+from discord import app_commands
+
+from bot.config import Settings
+from bot.db.repo import BotStateRepository
+from bot.services.delivery import Deliverer
+from bot.services.scheduling import Timetable
+from bot.services.watches import UserError, WatchService
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+@dataclass(slots=True)
+class Services:
+    """What the commands call; built once in the runner and passed in."""
+
+    settings: Settings
+    watches: WatchService
+    deliverer: Deliverer
+    cooldown: Cooldown
+
+
+def intents() -> discord.Intents:
+    """Guild and channel events only: no members, no presences, no message content."""
+    chosen = discord.Intents.none()
+    chosen.guilds = True
+    return chosen
+
+
+class PaperwatchClient(discord.Client):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            intents=intents(),
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            max_messages=None,
+            allowed_mentions=NO_MENTIONS,
+            guild_ready_timeout=settings.discord.guild_ready_timeout,
+            shard_count=settings.discord.shard_count,
+        )
+        self.settings = settings
+        self.tree = app_commands.CommandTree(self)
+        self.tree.on_error = self.on_command_error  # type: ignore[method-assign]
+        self.services: Services | None = None
+        self.timetable: Timetable | None = None
+        self.synced = False
+
+    def attach(self, services: Services, timetable: Timetable) -> None:
+        from bot.discord.commands import add_commands
+
+        self.services = services
+        self.timetable = timetable
+        add_commands(self.tree, services)
+
+    async def setup_hook(self) -> None:
+        assert self.services is not None and self.timetable is not None
+        await self.sync_commands()
+        report = await self.services.deliverer.recover()
+        if report.messages:
+            log.info("re-sent %d unconfirmed messages after a restart", report.messages)
+        self.timetable.start()
+
+    async def sync_commands(self) -> bool:
+        """Sync the command tree, but only when it differs from the last synced one."""
+        assert self.services is not None
+        guild_id = self.settings.discord.dev_guild_id
+        guild = discord.Object(id=guild_id) if guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        key = f"commands:{guild_id or 'global'}:{self.application_id}"
+        sessions = self.services.watches.sessions
+        async with sessions() as session:
+            stored = await BotStateRepository(session).get(key)
+        if stored == digest:
+            log.info("command tree unchanged; not syncing")
+            return False
+        await self.tree.sync(guild=guild)
+        async with sessions.begin() as session:
+            await BotStateRepository(session).set(key, digest)
+        self.synced = True
+        log.info("synced %d commands %s", len(payload), f"to guild {guild_id}" if guild_id else "globally")
+        return True
+
+    async def on_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserError):
+            await reply(interaction, str(original))
+            return
+        if isinstance(error, app_commands.TransformerError):
+            await reply(interaction, f"That value for `{error.value!s:.50}` cannot be used here.")
+            return
+        if isinstance(error, app_commands.CheckFailure):
+            await reply(interaction, "You cannot use this command here.")
+            return
+        error_id = uuid.uuid4().hex[:8]
+        log.error("command failed (error id %s)", error_id, exc_info=original)
+        await reply(
+            interaction, f"Something went wrong on our side (error id `{error_id}`). It has been logged."
+        )
+
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        log.info("a channel was deleted; its watches pause at the next post attempt")
+
+
+async def reply(interaction: discord.Interaction, text: str, *, ephemeral: bool = True) -> None:
+    """Answer an interaction (or follow up if it was already answered), never pinging anyone."""
+    text = text if len(text) <= 2000 else text[:1999] + "…"
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException:
+        log.warning("could not answer an interaction")
+
+
+class Cooldown:
+    """Per-user pacing of commands that change something: a minimum gap and a per-minute cap."""
+
+    def __init__(self, seconds: float, per_minute: int) -> None:
+        self.seconds = seconds
+        self.per_minute = per_minute
+        self._recent: dict[int, list[float]] = {}
+
+    def check(self, user_id: int, now: float) -> float:
+        """0 if the user may go ahead (and records it), else the seconds left to wait."""
+        times = [t for t in self._recent.get(user_id, []) if now - t < 60]
+        if times and now - times[-1] < self.seconds:
+            return self.seconds - (now - times[-1])
+        if len(times) >= self.per_minute:
+            return 60 - (now - times[0])
+        times.append(now)
+        self._recent[user_id] = times
+        if len(self._recent) > 10_000:
+            self._recent = {u: ts for u, ts in self._recent.items() if ts and now - ts[-1] < 60}
+        return 0.0

@@ -1,0 +1,95 @@
+"""/alert: a person's own DM alerts."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from bot.discord.client import Services, reply
+from bot.discord.commands._common import caller, pace, papers_block, when
+from bot.discord.commands.digest import timezone_autocomplete
+from bot.discord.commands.watch import MODE_CHOICES, describe_watch
+
+
+class AlertCommands(app_commands.Group):
+    def __init__(self, services: Services) -> None:
+        super().__init__(name="alert", description="Your personal paper alerts, sent by DM")
+        self.services = services
+
+    async def _alert_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        choices = await self.services.watches.alert_choices(interaction.user.id, current)
+        return [app_commands.Choice(name=label, value=alert_id) for alert_id, label in choices]
+
+    @app_commands.command(name="add", description="Get papers matching a query by DM")
+    @app_commands.describe(
+        query='What to look for, e.g. "knowledge distillation" OR distill*',
+        mode="digest (default, at your schedule) or instant",
+        min_upvotes="Only papers with at least this many Hugging Face upvotes",
+    )
+    @app_commands.choices(mode=MODE_CHOICES)
+    async def add(
+        self,
+        interaction: discord.Interaction,
+        query: app_commands.Range[str, 1, 1000],
+        mode: app_commands.Choice[str] | None = None,
+        min_upvotes: app_commands.Range[int, 0, 1_000_000] | None = None,
+    ) -> None:
+        pace(self.services, interaction)
+        added = await self.services.watches.add_alert(
+            caller(interaction), query=query, mode=mode.value if mode else None, min_upvotes=min_upvotes
+        )
+        text = f"Alert {describe_watch(added.watch)} added; matches come by DM."
+        if added.watch.paused:
+            text += "\n⏸ Your alerts are paused because your DMs were closed; `/alert resume` restarts them."
+        if added.recent:
+            text += f"\nIn the last 7 days it would have matched {len(added.recent)} papers:\n"
+            text += papers_block(added.recent, len(added.recent), limit=5)
+        await reply(interaction, text)
+
+    @app_commands.command(name="list", description="Your DM alerts")
+    async def list(self, interaction: discord.Interaction) -> None:
+        views = await self.services.watches.list_alerts(interaction.user.id)
+        if not views:
+            await reply(interaction, "You have no alerts. Add one with `/alert add`.")
+            return
+        lines = [f"**Your {len(views)} alerts**"] + [describe_watch(v) for v in views]
+        reason = views[0].paused_reason
+        if reason:
+            lines.append(f"⏸ Paused: {reason}. Open your DMs, then `/alert resume`.")
+        await reply(interaction, "\n".join(lines))
+
+    @app_commands.command(name="remove", description="Remove one of your alerts")
+    @app_commands.describe(alert="The alert id shown by /alert list")
+    async def remove(self, interaction: discord.Interaction, alert: int) -> None:
+        pace(self.services, interaction)
+        view = await self.services.watches.remove_alert(interaction.user.id, alert)
+        await reply(interaction, f"Removed alert #{view.id} `{view.query}`.")
+
+    remove.autocomplete("alert")(_alert_autocomplete)
+
+    @app_commands.command(name="schedule", description="When your DM digest arrives")
+    @app_commands.describe(
+        time="Time of day, HH:MM (24-hour)",
+        timezone="IANA timezone, e.g. Europe/Paris",
+        days="Weekdays, e.g. mon-fri or mon,wed,fri (default: every day)",
+    )
+    @app_commands.autocomplete(timezone=timezone_autocomplete)
+    async def schedule(
+        self,
+        interaction: discord.Interaction,
+        time: app_commands.Range[str, 1, 10],
+        timezone: app_commands.Range[str, 1, 64],
+        days: app_commands.Range[str, 1, 60] | None = None,
+    ) -> None:
+        pace(self.services, interaction)
+        info = await self.services.watches.set_alert_schedule(
+            interaction.user.id, time=time, timezone=timezone, days=days
+        )
+        await reply(interaction, f"Your DM digest: {info.schedule.describe()}; next {when(info.next_at)}.")
+
+    @app_commands.command(name="resume", description="Resume your alerts after opening your DMs")
+    async def resume(self, interaction: discord.Interaction) -> None:
+        count = await self.services.watches.resume_alerts(interaction.user.id)
+        await reply(interaction, f"Resumed your {count} alerts." if count else "You have no alerts.")

@@ -1,0 +1,182 @@
+"""Digest → Discord message payloads (plain JSON dicts), within every Discord limit.
+
+Paper text is untrusted: Markdown is escaped and anything that could read as a mention is
+broken with a zero-width space, on top of every message being sent with no allowed mentions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+
+from bot.domain.digest import Digest, DigestEntry, header_line, overflow_line
+from bot.domain.paper import Paper
+from bot.services.delivery import OutgoingMessage
+
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+EMBED_TOTAL_LIMIT = 6000
+EMBEDS_PER_MESSAGE = 10
+CONTENT_LIMIT = 2000
+SUMMARY_CHARS = 350
+
+ZWSP = "\u200b"
+EMBED_COLOUR = 0xFFD21E
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#-])")
+_MENTION = re.compile(r"@(everyone|here)|<(?=[@#&/:a])", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+
+
+def defuse_mentions(text: str) -> str:
+    """`@everyone`, `@here`, `<@123>`, `<#1>`, `</cmd:1>` can no longer be read as mentions."""
+    return _MENTION.sub(lambda m: ("@" + ZWSP + m.group(1)) if m.group(1) else "<" + ZWSP, text)
+
+
+def escape_text(text: str) -> str:
+    """Collapse whitespace, escape Markdown and defuse mentions."""
+    flat = _SPACE.sub(" ", text).strip()
+    return defuse_mentions(_MARKDOWN.sub(r"\\\1", flat))
+
+
+def plain_text(text: str) -> str:
+    """For places Discord shows without Markdown (footers, author names): flatten and defuse."""
+    return defuse_mentions(_SPACE.sub(" ", text).strip())
+
+
+def cut(text: str, limit: int, *, ellipsis: str = "…") -> str:
+    """Shorten at a word boundary (and never inside a Markdown escape) to fit `limit`."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(ellipsis)
+    head = text[:room]
+    space = head.rfind(" ")
+    if space > room * 0.6:
+        head = head[:space]
+    while head.endswith("\\") and not head.endswith("\\\\"):
+        head = head[:-1]
+    return head.rstrip() + ellipsis
+
+
+def authors_line(authors: tuple[str, ...]) -> str:
+    if not authors:
+        return "unknown"
+    names = ", ".join(authors[:3])
+    return names + (" et al." if len(authors) > 3 else "")
+
+
+def links_line(paper: Paper) -> str:
+    links = [f"[arXiv]({paper.abs_url})", f"[PDF]({paper.pdf_url})"]
+    if paper.hf_url:
+        links.append(f"[HF]({paper.hf_url})")
+    if paper.github_url and _safe_url(paper.github_url):
+        links.append(f"[Code]({paper.github_url})")
+    if paper.project_url and _safe_url(paper.project_url):
+        links.append(f"[Project]({paper.project_url})")
+    return " · ".join(links)
+
+
+def _safe_url(url: str) -> bool:
+    return url.startswith(("https://", "http://")) and not re.search(r"[\s()<>]", url) and len(url) < 300
+
+
+def footer_text(entry: DigestEntry) -> str:
+    parts: list[str] = []
+    for match in entry.matches:
+        words = [f"`{term}` → {word}" for term, word in match.words][:3]
+        label = f"#{match.watch_id} " + (", ".join(words) if words else match.query)
+        parts.append(label)
+    text = "matched " + "; ".join(dict.fromkeys(parts)) if parts else "paperwatch"
+    return cut(plain_text(text), FOOTER_LIMIT)
+
+
+def paper_embed(entry: DigestEntry, *, summary_chars: int = SUMMARY_CHARS) -> dict[str, object]:
+    paper = entry.paper
+    summary = paper.ai_summary or paper.abstract or ""
+    description = cut(escape_text(summary), min(summary_chars, DESCRIPTION_LIMIT))
+    embed: dict[str, object] = {
+        "title": cut(escape_text(paper.title) or paper.arxiv_id, TITLE_LIMIT),
+        "url": paper.url,
+        "color": EMBED_COLOUR,
+        "fields": [
+            {
+                "name": "Authors",
+                "value": cut(escape_text(authors_line(paper.authors)), FIELD_VALUE_LIMIT),
+                "inline": False,
+            },
+            {"name": "Upvotes", "value": f"▲ {paper.upvotes}", "inline": True},
+            {
+                "name": "Links",
+                "value": cut(links_line(paper), FIELD_VALUE_LIMIT, ellipsis=""),
+                "inline": True,
+            },
+        ],
+        "footer": {"text": footer_text(entry)},
+    }
+    if description:
+        embed["description"] = description
+    if paper.published_at is not None:
+        embed["timestamp"] = paper.published_at.astimezone(UTC).isoformat()
+    return embed
+
+
+def embed_size(embed: dict[str, object]) -> int:
+    """Characters Discord counts towards the 6,000 per message."""
+    total = len(str(embed.get("title", ""))) + len(str(embed.get("description", "")))
+    for item in embed.get("fields", []) or []:  # type: ignore[attr-defined]
+        total += len(item["name"]) + len(item["value"])
+    footer = embed.get("footer")
+    if isinstance(footer, dict):
+        total += len(str(footer.get("text", "")))
+    author = embed.get("author")
+    if isinstance(author, dict):
+        total += len(str(author.get("name", "")))
+    return total
+
+
+def pack_messages(
+    entries: list[DigestEntry], first_content: str | None, last_line: str | None
+) -> list[OutgoingMessage]:
+    """Split entries into messages of ≤10 embeds and ≤6,000 embed characters."""
+    batches: list[list[tuple[int, dict[str, object]]]] = [[]]
+    size = 0
+    for entry in entries:
+        embed = paper_embed(entry)
+        this = embed_size(embed)
+        if batches[-1] and (len(batches[-1]) >= EMBEDS_PER_MESSAGE or size + this > EMBED_TOTAL_LIMIT):
+            batches.append([])
+            size = 0
+        batches[-1].append((entry.delivery_id or 0, embed))
+        size += this
+    messages: list[OutgoingMessage] = []
+    for index, batch in enumerate(batches):
+        lines = []
+        if index == 0 and first_content:
+            lines.append(first_content)
+        if index == len(batches) - 1 and last_line:
+            lines.append(last_line)
+        content = cut("\n".join(lines), CONTENT_LIMIT) if lines else None
+        messages.append(
+            OutgoingMessage(
+                content=content,
+                embeds=[embed for _, embed in batch],
+                delivery_ids=tuple(delivery_id for delivery_id, _ in batch),
+            )
+        )
+    return [m for m in messages if m.embeds]
+
+
+def render(digest: Digest, kind: str) -> list[OutgoingMessage]:
+    """The renderer the delivery service uses: a digest, an instant post, or a re-send."""
+    if not digest.entries:
+        return []
+    if kind == "instant":
+        names = ", ".join(f"`{q.replace('`', 'ˋ')}` (#{w})" for w, q in digest.watches)
+        header = cut(defuse_mentions(f"🔔 New for {names}"), CONTENT_LIMIT)
+        return pack_messages(digest.entries, header, overflow_line(digest))
+    if kind == "resend":
+        return pack_messages(digest.entries, None, None)
+    return pack_messages(digest.entries, defuse_mentions(header_line(digest)), overflow_line(digest))

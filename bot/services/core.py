@@ -1,0 +1,49 @@
+"""The services wired together over one database, shared by the command line and the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.db.engine import create_engine, session_factory
+from bot.db.migrate import upgrade
+from bot.services.clock import Clock, SystemClock
+from bot.services.ingest import Ingestor
+from bot.services.matching import WatchMatcher
+from bot.services.watches import WatchService
+
+
+@dataclass(slots=True)
+class Core:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    matcher: WatchMatcher
+    ingestor: Ingestor
+    watches: WatchService
+
+    @classmethod
+    async def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Core:
+        engine = create_engine(settings.database.url, echo=settings.database.echo)
+        if migrate:
+            await upgrade(engine)
+        sessions = session_factory(engine)
+        clock = clock or SystemClock()
+        matcher = WatchMatcher(
+            lookback_hours=settings.digest.lookback_hours, query_length=settings.limits.query_length
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            clock=clock,
+            matcher=matcher,
+            ingestor=Ingestor(sessions, matcher, clock),
+            watches=WatchService(sessions, settings, matcher, clock),
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()

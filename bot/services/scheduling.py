@@ -1,0 +1,94 @@
+"""The timetable: feed polls on their intervals, and a frequent check for due digests.
+
+Digest times live in the database (`targets.next_digest_at`), so a schedule survives
+restarts, and a digest whose time passed while the bot was down is posted at the first
+check after it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import Settings
+from bot.services.delivery import Deliverer
+from bot.services.ingest import IngestSummary
+from bot.services.polling import FeedPoller
+
+log = logging.getLogger(__name__)
+
+
+class Timetable:
+    def __init__(
+        self,
+        settings: Settings,
+        poller: FeedPoller,
+        deliverer: Deliverer,
+        *,
+        check_interval: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.poller = poller
+        self.deliverer = deliverer
+        self.check_interval = check_interval or settings.digest.check_interval
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+
+    def start(self) -> None:
+        feeds = self.settings.feeds
+        now = datetime.now(UTC)
+        if feeds.huggingface.enabled:
+            self._every(feeds.huggingface.poll_interval, self.poll_huggingface, "poll-huggingface", now)
+        if feeds.arxiv.enabled:
+            self._every(feeds.arxiv.poll_interval, self.poll_arxiv, "poll-arxiv", now)
+        self.scheduler.add_job(
+            self.check,
+            IntervalTrigger(seconds=self.check_interval),
+            id="deliveries",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self.scheduler.start()
+
+    def _every(
+        self, seconds: float, job: Callable[[], Awaitable[object]], name: str, first: datetime
+    ) -> None:
+        jitter = seconds * self.settings.feeds.jitter
+        self.scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=seconds, jitter=int(jitter) or None),
+            id=name,
+            next_run_time=first,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def poll_huggingface(self) -> IngestSummary:
+        return await self._after_poll(await self.poller.poll_huggingface())
+
+    async def poll_arxiv(self) -> IngestSummary:
+        return await self._after_poll(await self.poller.poll_arxiv())
+
+    async def _after_poll(self, summary: IngestSummary) -> IngestSummary:
+        if summary.instant_targets:
+            await self.deliverer.flush_instant(sorted(summary.instant_targets))
+        return summary
+
+    async def check(self) -> None:
+        """Retry unconfirmed and instant posts, then post every digest that is due."""
+        try:
+            await self.deliverer.recover()
+            await self.deliverer.flush_instant()
+            await self.deliverer.run_due_digests()
+        except Exception:
+            log.exception("delivery check failed; it runs again in %.0f s", self.check_interval)
