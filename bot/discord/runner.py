@@ -7,6 +7,8 @@ import contextlib
 import logging
 import signal
 
+import httpx
+
 from bot.config import Settings
 from bot.discord.client import Cooldown, PaperwatchClient, Services
 from bot.discord.embeds import render
@@ -35,53 +37,104 @@ class TokenFilter(logging.Filter):
         return True
 
 
+class BotApp:
+    """The running bot: database, HTTP client, scheduler and Discord client, started and stopped together."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._given_http = http_client
+        self.core: Core | None = None
+        self.http: httpx.AsyncClient | None = None
+        self.client: PaperwatchClient | None = None
+        self.deliverer: Deliverer | None = None
+        self.timetable: Timetable | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        apply_endpoints(settings.discord.api_base, settings.discord.gateway_url)
+        self.core = core = await Core.open(settings, clock=self.clock)
+        self.http = self._given_http or build_http_client(settings)
+        self.client = client = PaperwatchClient(settings)
+        self.deliverer = Deliverer(
+            core.sessions, DiscordSender(client), render, core.clock, max_papers=settings.digest.max_papers
+        )
+        poller = FeedPoller(settings, build_fetcher(settings, self.http), core.sessions, core.ingestor, core.clock)
+        self.timetable = Timetable(settings, poller, self.deliverer)
+        client.attach(
+            Services(
+                settings=settings,
+                watches=core.watches,
+                deliverer=self.deliverer,
+                cooldown=Cooldown(settings.limits.command_cooldown, settings.limits.commands_per_minute),
+            ),
+            self.timetable,
+        )
+        self.task = asyncio.create_task(client.start(settings.token.reveal()), name="discord-client")
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        assert self.client is not None and self.task is not None
+        ready = asyncio.create_task(self.client.wait_until_ready())
+        done, _ = await asyncio.wait({ready, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            if self.task in done and self.task.exception() is not None:
+                raise RuntimeError("the bot stopped before it was ready") from self.task.exception()
+            raise TimeoutError("the bot did not become ready in time")
+
+    async def stop(self) -> None:
+        """Stop polling, let a send under way finish, close Discord, HTTP and the database."""
+        log.info("shutting down")
+        if self.timetable is not None:
+            self.timetable.shutdown()
+        if self.client is not None:
+            if self.deliverer is not None:
+                async with self.deliverer.idle():
+                    await self.client.close()
+            else:
+                await self.client.close()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        if self.http is not None and self._given_http is None:
+            await self.http.aclose()
+        if self.core is not None:
+            await self.core.close()
+
+
 def run_bot(settings: Settings) -> int:
     return asyncio.run(serve(settings))
 
 
-async def serve(settings: Settings, *, clock: Clock | None = None, stop: asyncio.Event | None = None) -> int:
-    """Run until SIGINT/SIGTERM (or `stop` is set); returns the process exit code."""
+async def serve(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code."""
     token_filter = TokenFilter(settings.token.reveal())
     for handler in logging.getLogger().handlers:
         handler.addFilter(token_filter)
-    apply_endpoints(settings.discord.api_base, settings.discord.gateway_url)
-    core = await Core.open(settings, clock=clock)
-    http = build_http_client(settings)
-    client = PaperwatchClient(settings)
-    deliverer = Deliverer(
-        core.sessions, DiscordSender(client), render, core.clock, max_papers=settings.digest.max_papers
-    )
-    poller = FeedPoller(settings, build_fetcher(settings, http), core.sessions, core.ingestor, core.clock)
-    timetable = Timetable(settings, poller, deliverer)
-    services = Services(
-        settings=settings,
-        watches=core.watches,
-        deliverer=deliverer,
-        cooldown=Cooldown(settings.limits.command_cooldown, settings.limits.commands_per_minute),
-    )
-    client.attach(services, timetable)
-    stop = stop or asyncio.Event()
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    runner = asyncio.create_task(client.start(settings.token.reveal()), name="discord-client")
-    stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    app = BotApp(settings)
     code = 0
     try:
-        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if runner in done and runner.exception() is not None:
-            log.error("the Discord connection ended: %s", runner.exception())
+        await app.start()
+        assert app.task is not None
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({app.task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if app.task in done and app.task.exception() is not None:
+            log.error("the Discord connection ended: %s", app.task.exception())
             code = 1
     finally:
-        log.info("shutting down")
-        timetable.shutdown()
-        async with deliverer.idle():
-            await client.close()
-        for task in (runner, stopper):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await http.aclose()
-        await core.close()
+        await app.stop()
     return code

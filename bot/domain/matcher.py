@@ -9,9 +9,11 @@ watch by watch with bitwise operations.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeAlias
@@ -33,6 +35,19 @@ from bot.domain.query import (
     positive_terms,
 )
 from bot.domain.text import normalize, stem, words
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large acyclic structures."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
 
 # --- bitmaps -----------------------------------------------------------------------
 
@@ -255,7 +270,8 @@ class PaperBatch:
     @classmethod
     def build(cls, papers: Sequence[Paper]) -> PaperBatch:
         """Index `papers` for matching."""
-        return cls(papers)
+        with _collector_paused():
+            return cls(papers)
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -414,51 +430,66 @@ class WatchSet:
     def build(cls, watches: Iterable[tuple[int, Query, int | None]]) -> WatchSet:
         """Compile (watch id, query, min_upvotes) triples; min_upvotes adds `upvotes>=N`."""
         key_index: dict[LeafKey, int] = {}
-        leaf_index: dict[tuple[object, ...], int] = {}
+        terms: dict[tuple[str, Field], int] = {}
+        others: dict[Leaf, int] = {}
         programs: dict[Program, list[int]] = {}
         size = 0
 
         def compile_leaf(leaf: Leaf) -> int:
-            probe: tuple[object, ...]
-            if isinstance(leaf, Term):
-                probe = (0, leaf.word, leaf.field)
-            elif isinstance(leaf, Phrase):
-                probe = (1, leaf.words, leaf.field)
-            elif isinstance(leaf, Prefix):
-                probe = (2, leaf.prefix, leaf.field)
-            elif isinstance(leaf, Category):
-                probe = (3, leaf.value, leaf.is_prefix)
-            else:
-                probe = (4, leaf.op, leaf.value)
-            index = leaf_index.get(probe)
+            key = leaf_key(leaf)
+            index = key_index.get(key)
             if index is None:
-                key = leaf_key(leaf)
-                index = key_index.get(key)
-                if index is None:
-                    index = key_index[key] = len(key_index)
-                leaf_index[probe] = index
+                index = key_index[key] = len(key_index)
             return index
 
         def compile_node(node: Node) -> Program:
-            if isinstance(node, And):
-                return _combine(_AND, [compile_node(child) for child in node.children])
-            if isinstance(node, Or):
-                return _combine(_OR, [compile_node(child) for child in node.children])
-            if isinstance(node, Not):
+            if type(node) is Term:
+                probe = (node.word, node.field)
+                index = terms.get(probe)
+                if index is None:
+                    index = terms[probe] = compile_leaf(node)
+                return index
+            if type(node) is And or type(node) is Or:
+                indexes: list[int] = []
+                groups: list[Program] = []
+                for child in node.children:
+                    if type(child) is Term:
+                        probe = (child.word, child.field)
+                        index = terms.get(probe)
+                        if index is None:
+                            index = terms[probe] = compile_leaf(child)
+                        indexes.append(index)
+                    else:
+                        program = compile_node(child)
+                        if type(program) is int:
+                            indexes.append(program)
+                        else:
+                            groups.append(program)
+                operator = _AND if type(node) is And else _OR
+                if groups:
+                    return _combine(operator, [*indexes, *groups])
+                unique = sorted(set(indexes))
+                return unique[0] if len(unique) == 1 else (operator, tuple(unique))
+            if type(node) is Not:
                 return (_NOT, (compile_node(node.child),))
-            return compile_leaf(node)
+            assert not isinstance(node, And | Or | Not)
+            index = others.get(node)
+            if index is None:
+                index = others[node] = compile_leaf(node)
+            return index
 
-        for watch_id, query, min_upvotes in watches:
-            program = compile_node(query.root)
-            if min_upvotes is not None:
-                program = _combine(_AND, [program, compile_leaf(Upvotes(">=", min_upvotes))])
-            found = programs.get(program)
-            if found is None:
-                programs[program] = [watch_id]
-            else:
-                found.append(watch_id)
-            size += 1
-        return cls(list(key_index), programs, size)
+        with _collector_paused():
+            for watch_id, query, min_upvotes in watches:
+                program = compile_node(query.root)
+                if min_upvotes is not None:
+                    program = _combine(_AND, [program, compile_leaf(Upvotes(">=", min_upvotes))])
+                found = programs.get(program)
+                if found is None:
+                    programs[program] = [watch_id]
+                else:
+                    found.append(watch_id)
+                size += 1
+            return cls(list(key_index), programs, size)
 
     def __len__(self) -> int:
         return self._size
@@ -470,6 +501,10 @@ class WatchSet:
 
     def match(self, batch: PaperBatch) -> dict[int, int]:
         """Watch id → bitmap of the batch's papers it matches; watches matching nothing are left out."""
+        with _collector_paused():
+            return self._match(batch)
+
+    def _match(self, batch: PaperBatch) -> dict[int, int]:
         leaf_bits = batch.leaf_bits
         bits = [leaf_bits(key) for key in self._leaf_keys]
         everything = batch.all_bits
@@ -521,21 +556,24 @@ def _leaf_indexes(operands: tuple[Program, ...]) -> tuple[int, ...]:
 
 def _combine(operator: int, operands: list[Program]) -> Program:
     """One AND/OR program: nested ones of the same kind flattened, leaves first, NOTs last."""
-    leaves: set[int] = set()
+    if all(type(operand) is int for operand in operands):
+        leaves = sorted(set(operands))
+        return leaves[0] if len(leaves) == 1 else (operator, tuple(leaves))
+    indexes: set[int] = set()
     groups: dict[Program, None] = {}
     negations: dict[Program, None] = {}
     for operand in operands:
         if isinstance(operand, int):
-            leaves.add(operand)
+            indexes.add(operand)
         elif operand[0] == operator:
             for inner in operand[1]:
                 if isinstance(inner, int):
-                    leaves.add(inner)
+                    indexes.add(inner)
                 else:
                     (negations if inner[0] == _NOT else groups)[inner] = None
         else:
             (negations if operand[0] == _NOT else groups)[operand] = None
-    unique: list[Program] = [*sorted(leaves), *groups, *negations]
+    unique: list[Program] = [*sorted(indexes), *groups, *negations]
     if len(unique) == 1:
         return unique[0]
     return (operator, tuple(unique))

@@ -101,7 +101,7 @@ class Paper:
             title=other.title or self.title,
             abstract=other.abstract or self.abstract,
             authors=other.authors or self.authors,
-            published_at=self.published_at or other.published_at,
+            published_at=_earliest(self.published_at, other.published_at),
             sources=self.sources | other.sources,
             categories=categories,
             upvotes=other.upvotes if newer_hf else self.upvotes,
@@ -114,6 +114,13 @@ class Paper:
             announce_type=other.announce_type or self.announce_type,
             version=max(v for v in (self.version, other.version, 0) if v is not None) or None,
         )
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The submission time (HF, arXiv API) is earlier than an RSS announcement day."""
+    if a is None or b is None:
+        return a or b
+    return min(a, b)
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,13 +88,19 @@ def recover_elements(
         return
     opening = prologue + root_start.group(0)
     closing = b"</" + root_tag + b">"
-    item_pattern = re.compile(rb"<" + item_tag + rb"\b[^>]*>.*?</" + item_tag + rb">", re.DOTALL)
+    item_start = re.compile(rb"<" + item_tag + rb"[\s>]")
+    item_end = b"</" + item_tag + b">"
     id_pattern = re.compile(rb"<" + id_tag + rb"\b[^>]*>([^<]{1,200})</" + id_tag + rb">")
     position = root_start.end()
     index = 0
-    for found in item_pattern.finditer(content, position):
-        chunk = found.group(0)
-        position = found.end()
+    while (found := item_start.search(content, position)) is not None:
+        end = content.find(item_end, found.start())
+        if end < 0:
+            raw_id = _first_text(id_pattern, content[found.start() : found.start() + 10_000])
+            yield RecoveredElement(index, None, raw_id, "truncated")
+            return
+        position = end + len(item_end)
+        chunk = content[found.start() : position]
         raw_id = _first_text(id_pattern, chunk)
         try:
             wrapped = parse_xml(opening + chunk + closing)
@@ -105,10 +111,6 @@ def recover_elements(
             problem = None if element is not None else "empty element"
             yield RecoveredElement(index, element, raw_id, problem)
         index += 1
-    tail = content[position:]
-    start = re.search(rb"<" + item_tag + rb"\b", tail)
-    if start is not None:
-        yield RecoveredElement(index, None, _first_text(id_pattern, tail[start.start() :]), "truncated")
 
 
 def _first_text(pattern: re.Pattern[bytes], chunk: bytes) -> str | None:

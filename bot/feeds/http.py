@@ -31,9 +31,6 @@ class FeedValidators:
     etag: str | None = None
     last_modified: str | None = None
 
-    def __bool__(self) -> bool:
-        return bool(self.etag or self.last_modified)
-
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
@@ -192,15 +189,14 @@ class FeedFetcher:
     def _result(
         shown_url: str, response: httpx.Response, content: bytes | None, sent: FeedValidators | None
     ) -> FetchResult:
-        received = FeedValidators(
-            etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified")
-        )
-        validators = received if received else sent
+        etag = response.headers.get("ETag")
+        last_modified = response.headers.get("Last-Modified")
+        received = FeedValidators(etag, last_modified) if etag or last_modified else None
         return FetchResult(
             url=shown_url,
             status=response.status_code,
             content=content,
-            validators=validators or None,
+            validators=received or sent,
             link=response.headers.get("Link"),
             content_type=response.headers.get("Content-Type"),
         )

@@ -143,9 +143,7 @@ class FaultRule:
 
     def matches(self, method: str, path: str) -> bool:
         return (
-            self.active
-            and self.method in ("*", method.upper())
-            and self._pattern.fullmatch(path) is not None
+            self.active and self.method in ("*", method.upper()) and self._pattern.fullmatch(path) is not None
         )
 
     def cancel(self) -> None:
@@ -177,7 +175,11 @@ def ratelimited_response(
     bucket: str = "fakebucket",
 ) -> web.Response:
     """A 429 exactly as Discord sends it (``Via`` header included, which discord.py requires)."""
-    body: dict[str, Any] = {"message": "You are being rate limited.", "retry_after": retry_after, "global": global_}
+    body: dict[str, Any] = {
+        "message": "You are being rate limited.",
+        "retry_after": retry_after,
+        "global": global_,
+    }
     if code is not None:
         body["code"] = code
     headers = {
@@ -198,3 +200,10 @@ def ratelimited_response(
             }
         )
     return json_response(body, status=429, headers=headers)
+
+
+def form_error(path: Sequence[str | int], code: str, message: str) -> DiscordHTTPError:
+    """A single ``Invalid Form Body`` error at ``path``."""
+    errors = FormErrors()
+    errors.add(path, code, message)
+    return DiscordHTTPError(400, 50035, errors=errors.tree)

@@ -102,6 +102,8 @@ class InteractionRecord:
     errors: list[JSON] = field(default_factory=list)
     """Error bodies the fake answered to the bot's calls for this interaction."""
     deferred_ephemeral: bool = False
+    focused_option: JSON | None = None
+    """For autocomplete: the synced definition of the option being typed."""
 
     # --- inspection -----------------------------------------------------------------
     @property
@@ -136,11 +138,17 @@ class InteractionRecord:
 
     # --- waiting --------------------------------------------------------------------
     async def wait_response(self, timeout: float = 5.0) -> JSON:
-        """The bot's interaction callback body (``{"type": ..., "data": ...}``)."""
+        """The bot's interaction callback body (``{"type": ..., "data": ...}``).
+
+        Raises ``AssertionError`` if the fake rejected the bot's callback (the error is in ``errors``).
+        """
         await self.notifier.wait_for(
-            lambda: self.callback is not None, timeout, f"a callback to interaction {self.id}"
+            lambda: self.callback is not None or bool(self.errors),
+            timeout,
+            f"a callback to interaction {self.id}",
         )
-        assert self.callback is not None
+        if self.callback is None:
+            raise AssertionError(f"the bot's callback to interaction {self.id} was rejected: {self.errors}")
         return self.callback
 
     async def wait_reply(self, timeout: float = 5.0) -> StoredMessage:
@@ -176,7 +184,9 @@ def find_command(commands: Iterable[JSON], name: str, command_type: int = 1) -> 
 def resolve_path(command: JSON, path: list[str]) -> tuple[list[str], list[JSON]]:
     """Walk sub-command group / sub-command names; return (kinds path, leaf option definitions)."""
     options: list[JSON] = list(command.get("options") or [])
-    has_subs = any(int(opt["type"]) in (OptionType.SUB_COMMAND, OptionType.SUB_COMMAND_GROUP) for opt in options)
+    has_subs = any(
+        int(opt["type"]) in (OptionType.SUB_COMMAND, OptionType.SUB_COMMAND_GROUP) for opt in options
+    )
     walked: list[str] = [command["name"]]
     for part in path:
         match = next(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -80,12 +81,12 @@ async def make_fetcher(sleeps: Sleeps):
     """Build a FeedFetcher around a MockTransport; closes the clients afterwards."""
     clients: list[httpx.AsyncClient] = []
 
-    def build(server: Server, **options: object) -> FeedFetcher:
+    def build(server: Server, **options: Any) -> FeedFetcher:
         client = httpx.AsyncClient(transport=httpx.MockTransport(server))
         clients.append(client)
         options.setdefault("sleep", sleeps)
         options.setdefault("rand", lambda: 0.5)
-        return FeedFetcher(client, **options)  # type: ignore[arg-type]
+        return FeedFetcher(client, **options)
 
     yield build
     for client in clients:

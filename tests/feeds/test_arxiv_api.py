@@ -94,7 +94,8 @@ def test_an_entry_without_an_arxiv_id_is_skipped_and_the_rest_kept() -> None:
         b"<id>http://arxiv.org/abs/2405.13786v1</id>", b"<id>http://example.org/whatever</id>", 1
     )
     content = content.replace(
-        b"<title>Testing Deep Learning Models: A First Comparative Study of Multiple Testing Techniques</title>",
+        b"<title>Testing Deep Learning Models: A First Comparative Study of Multiple Testing "
+        b"Techniques</title>",
         b"<title/>",
         1,
     )

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bot.domain.paper import ARXIV, HF, FeedResult
+from bot.domain.paper import ARXIV, HF, FeedResult, Paper
 from bot.feeds.arxiv_rss import parse_arxiv_rss, rss_url_for, split_authors
 from bot.feeds.hf import parse_hf_daily
 
@@ -145,20 +145,20 @@ def test_merging_a_shared_paper_gives_one_paper_with_both_sources(
 ) -> None:
     hf = {p.arxiv_id: p for p in parse_hf_daily(hf_bytes("2024-11-28"), day=date(2024, 11, 28)).papers}
     rss = {p.arxiv_id: p for p in rss_all.papers}
-    merged: dict[str, object] = {}
+    merged: dict[str, Paper] = {}
     feeds = [hf.values(), rss.values()] if hf_first else [rss.values(), hf.values()]
     for feed in feeds:
         for item in feed:
             known = merged.get(item.arxiv_id)
-            merged[item.arxiv_id] = known.merged_with(item) if known is not None else item  # type: ignore[attr-defined]
+            merged[item.arxiv_id] = known.merged_with(item) if known is not None else item
     assert len(merged) == len(set(hf) | set(rss))
     for arxiv_id in OVERLAP_2024_11_28:
         both = merged[arxiv_id]
-        assert both.sources == frozenset({HF, ARXIV})  # type: ignore[attr-defined]
-        assert both.upvotes == hf[arxiv_id].upvotes  # type: ignore[attr-defined]
-        assert both.categories == rss[arxiv_id].categories  # type: ignore[attr-defined]
-        assert both.hf_date == date(2024, 11, 28)  # type: ignore[attr-defined]
-        assert both.url == f"https://huggingface.co/papers/{arxiv_id}"  # type: ignore[attr-defined]
+        assert both.sources == frozenset({HF, ARXIV})
+        assert both.upvotes == hf[arxiv_id].upvotes
+        assert both.categories == rss[arxiv_id].categories
+        assert both.hf_date == date(2024, 11, 28)
+        assert both.url == f"https://huggingface.co/papers/{arxiv_id}"
 
 
 def _replace_once(content: bytes, old: bytes, new: bytes) -> bytes:

@@ -72,6 +72,21 @@ async def test_link_next_headers_are_followed_until_an_empty_page(make_fetcher) 
     assert [r.url.params["p"] for r in server.requests] == ["0", "1", "2"]
 
 
+async def test_a_relative_link_next_among_other_links_is_followed(make_fetcher) -> None:
+    def link(page: int) -> dict[str, str]:
+        if page:
+            return {}
+        return {
+            "Link": '</api/daily_papers?date=2025-09-30&p=7>; rel="prev", '
+            "</api/x?p=1&date=2025-09-30>; rel=next"
+        }
+
+    server = pages(hf_bytes("2024-06-21"), hf_bytes("2026-07-15"), headers=link)
+    result, _ = await fetch_hf_day(make_fetcher(server), HF_URL, DAY)
+    assert len(result.papers) == 23
+    assert server.requests[1].url.path == "/api/x"
+
+
 async def test_a_short_day_is_one_request_and_keeps_its_validators(make_fetcher) -> None:
     server = Server(
         lambda request: httpx.Response(200, content=hf_bytes("2024-11-28"), headers={"ETag": 'W/"day-1"'})
@@ -159,7 +174,9 @@ async def test_arxiv_rss_is_fetched_for_the_configured_categories(make_fetcher) 
             headers={"ETag": '"rss"', "Content-Type": "application/rss+xml"},
         )
     )
-    result, validators = await fetch_arxiv_rss(make_fetcher(server), "https://rss.arxiv.org/rss/", ["cs.CL", "cs.LG"])
+    result, validators = await fetch_arxiv_rss(
+        make_fetcher(server), "https://rss.arxiv.org/rss/", ["cs.CL", "cs.LG"]
+    )
     assert str(server.requests[0].url) == "https://rss.arxiv.org/rss/cs.CL+cs.LG"
     assert len(result.papers) == 1504
     assert validators == FeedValidators(etag='"rss"')
@@ -178,14 +195,20 @@ async def test_arxiv_rss_not_modified(make_fetcher) -> None:
 async def test_arxiv_rss_error_channel_is_a_feed_error(make_fetcher) -> None:
     body = arxiv_bytes("rss_astroph-bad-archive-error_2024-11-28.xml")
     server = Server(lambda request: httpx.Response(200, content=body, headers={"ETag": '"e"'}))
-    result, validators = await fetch_arxiv_rss(make_fetcher(server), "https://rss.arxiv.org/rss/", ["astroph"])
+    result, validators = await fetch_arxiv_rss(
+        make_fetcher(server), "https://rss.arxiv.org/rss/", ["astroph"]
+    )
     assert result.error is not None and result.error.startswith("Feed error for query")
     assert validators is None
 
 
 async def test_arxiv_api_http_400_body_becomes_the_error(make_fetcher, sleeps) -> None:
-    server = Server(lambda request: httpx.Response(400, content=arxiv_bytes("api_idlist_abc-error400_2026-04-12.xml")))
-    result = await fetch_arxiv_api(make_fetcher(server), "https://export.arxiv.org/api/query", id_list=["abc"])
+    server = Server(
+        lambda request: httpx.Response(400, content=arxiv_bytes("api_idlist_abc-error400_2026-04-12.xml"))
+    )
+    result = await fetch_arxiv_api(
+        make_fetcher(server), "https://export.arxiv.org/api/query", id_list=["abc"]
+    )
     assert result.papers == []
     assert result.error == "incorrect id format for abc"
     assert len(server.requests) == 1 and sleeps.delays == []
@@ -221,14 +244,18 @@ async def test_arxiv_api_old_style_ids_are_sent_as_is(make_fetcher) -> None:
 
 
 async def test_arxiv_api_400_without_an_error_entry(make_fetcher) -> None:
-    server = Server(lambda request: httpx.Response(400, content=b"<feed xmlns='http://www.w3.org/2005/Atom'/>"))
+    server = Server(
+        lambda request: httpx.Response(400, content=b"<feed xmlns='http://www.w3.org/2005/Atom'/>")
+    )
     result = await fetch_arxiv_api(make_fetcher(server), "https://export.arxiv.org/api/query", id_list=["x"])
     assert result.error is not None and "HTTP 400" in result.error
 
 
 async def test_arxiv_api_needs_a_query(make_fetcher) -> None:
     with pytest.raises(ValueError, match="id_list or search_query"):
-        await fetch_arxiv_api(make_fetcher(Server(lambda r: httpx.Response(200))), "https://export.arxiv.org/api/query")
+        await fetch_arxiv_api(
+            make_fetcher(Server(lambda r: httpx.Response(200))), "https://export.arxiv.org/api/query"
+        )
 
 
 class LocalFeedServer:
@@ -259,7 +286,9 @@ class LocalFeedServer:
             if self.connections <= self.stall_first:
                 await self._release.wait()
                 return
-            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+            )
             writer.write(head.encode() + b"Connection: close\r\n\r\n" + self.body)
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -79,7 +79,9 @@ async def test_only_the_validators_present_are_sent(make_fetcher) -> None:
 
 
 async def test_429_with_retry_after_seconds_waits_exactly_that_long(make_fetcher, sleeps: Sleeps) -> None:
-    server = Server(sequence(httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, content=b"[]")))
+    server = Server(
+        sequence(httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, content=b"[]"))
+    )
     result = await make_fetcher(server).get(URL)
     assert result.content == b"[]"
     assert sleeps.delays == [7.0]
@@ -95,9 +97,13 @@ async def test_retry_after_as_an_http_date_is_honoured_and_capped(make_fetcher, 
     assert sleeps.delays == [30.0]
 
 
-async def test_503_three_times_then_200_backs_off_with_growing_jittered_delays(make_fetcher, sleeps: Sleeps) -> None:
+async def test_503_three_times_then_200_backs_off_with_growing_jittered_delays(
+    make_fetcher, sleeps: Sleeps
+) -> None:
     server = Server(
-        sequence(httpx.Response(503), httpx.Response(503), httpx.Response(503), httpx.Response(200, content=b"ok"))
+        sequence(
+            httpx.Response(503), httpx.Response(503), httpx.Response(503), httpx.Response(200, content=b"ok")
+        )
     )
     draws = iter([0.9, 0.6, 0.7])
     fetcher = make_fetcher(server, base_delay=1.0, rand=lambda: next(draws))
@@ -208,7 +214,9 @@ async def test_redirects_are_followed_and_the_link_header_kept(make_fetcher) -> 
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.host == "old.example":
             return httpx.Response(301, headers={"Location": "https://new.example/feed"})
-        return httpx.Response(200, content=b"[]", headers={"Link": '<https://new.example/feed?p=1>; rel="next"'})
+        return httpx.Response(
+            200, content=b"[]", headers={"Link": '<https://new.example/feed?p=1>; rel="next"'}
+        )
 
     server = Server(answer)
     result = await make_fetcher(server).get("https://old.example/feed")
