@@ -119,23 +119,31 @@ def _has_sequence(sequence: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
     )
 
 
-def _leaf_matches(leaf: Leaf, paper: _PaperWords) -> bool:
+def _in_sequence(leaf: Term | Phrase | Prefix, sequence: tuple[str, ...]) -> bool:
+    """Whether an exact word, phrase or prefix occurs in one run of words (one field, one author)."""
     if isinstance(leaf, Term):
-        if leaf.field == "author":
-            return any(leaf.word in name for name in paper.authors)
+        return leaf.word in sequence
+    if isinstance(leaf, Phrase):
+        return _has_sequence(sequence, leaf.words)
+    return any(word.startswith(leaf.prefix) for word in sequence)
+
+
+def _category_matches(leaf: Category, category: str) -> bool:
+    """Whether a normalised arXiv category satisfies a `category:` leaf."""
+    return category.startswith(leaf.value) if leaf.is_prefix else category == leaf.value
+
+
+def _leaf_matches(leaf: Leaf, paper: _PaperWords) -> bool:
+    if isinstance(leaf, Upvotes):
+        return leaf.accepts(paper.upvotes)
+    if isinstance(leaf, Category):
+        return any(_category_matches(leaf, category) for category in paper.categories)
+    if isinstance(leaf, Term) and leaf.field != "author":
         folded = stem(leaf.word)
         return (leaf.field != "abstract" and folded in paper.title_stems) or (
             leaf.field != "title" and folded in paper.abstract_stems
         )
-    if isinstance(leaf, Phrase):
-        return any(_has_sequence(seq, leaf.words) for seq in paper.field_words(leaf.field))
-    if isinstance(leaf, Prefix):
-        return any(w.startswith(leaf.prefix) for seq in paper.field_words(leaf.field) for w in seq)
-    if isinstance(leaf, Category):
-        if leaf.is_prefix:
-            return any(c.startswith(leaf.value) for c in paper.categories)
-        return leaf.value in paper.categories
-    return leaf.accepts(paper.upvotes)
+    return any(_in_sequence(leaf, sequence) for sequence in paper.field_words(leaf.field))
 
 
 def _node_matches(node: Node, paper: _PaperWords) -> bool:
@@ -178,12 +186,12 @@ def _matched_text(leaf: Leaf, paper: Paper, text: _PaperWords) -> str:
     if isinstance(leaf, Upvotes):
         return f"{paper.upvotes} upvotes"
     if isinstance(leaf, Category):
-        return _distinct(c for c in paper.categories if _leaf_matches(leaf, _categories_only(c)))
+        return _distinct(c for c in paper.categories if _category_matches(leaf, normalize(c)))
     if leaf.field == "author":
         return _distinct(
             name
             for name, name_words in zip(paper.authors, text.authors, strict=True)
-            if _leaf_matches(leaf, _author_only(name_words))
+            if _in_sequence(leaf, name_words)
         )
     if isinstance(leaf, Phrase):
         return " ".join(leaf.words)
@@ -192,14 +200,6 @@ def _matched_text(leaf: Leaf, paper: Paper, text: _PaperWords) -> str:
         return _distinct(w for seq in sequences for w in seq if w.startswith(leaf.prefix))
     folded = stem(leaf.word)
     return _distinct(w for seq in sequences for w in seq if stem(w) == folded)
-
-
-def _categories_only(category: str) -> _PaperWords:
-    return _PaperWords((), (), frozenset(), frozenset(), (), frozenset({normalize(category)}), 0)
-
-
-def _author_only(name: tuple[str, ...]) -> _PaperWords:
-    return _PaperWords((), (), frozenset(), frozenset(), (name,), frozenset(), 0)
 
 
 # --- many papers: the batch index ----------------------------------------------------
@@ -292,7 +292,8 @@ class PaperBatch:
         postings = self._postings.get(field)
         if postings is None:
             built: defaultdict[str, list[int]] = defaultdict(list)
-            for index, text in enumerate(self._texts[field or "title"]):
+            assert field is not None
+            for index, text in enumerate(self._texts[field]):
                 for word in set(text.split()):
                     if word != "|":
                         built[word].append(index)

@@ -25,12 +25,11 @@ MAX_DEPTH = 50
 """How deeply parentheses may nest."""
 MAX_UPVOTES_DIGITS = 9
 
-TEXT_FIELDS = ("title", "abstract", "author")
 ALLOWED_FIELDS = "title:, abstract:, author:, category: or upvotes>=N"
 QUOTES = frozenset('"“”')
 """Straight and typographic double quotes: phones often turn `"` into `“ ”`."""
 _STOP = frozenset("()") | QUOTES
-_UPVOTES = re.compile(r"upvotes\s*(>=|<=|>|<|=)\s*", re.IGNORECASE | re.ASCII)
+_UPVOTES = re.compile(r"[uU][pP][vV][oO][tT][eE][sS]\s*(>=|<=|>|<|=)\s*")
 _FIELD = re.compile(r"([a-z]+):", re.IGNORECASE | re.ASCII)
 
 
@@ -142,7 +141,6 @@ class Or:
 
 Leaf: TypeAlias = Term | Phrase | Prefix | Category | Upvotes
 Node: TypeAlias = Term | Phrase | Prefix | Category | Upvotes | Not | And | Or
-LEAF_TYPES = (Term, Phrase, Prefix, Category, Upvotes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,6 @@ def words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-def words_of_normalized(text: str) -> list[str]:
-    """The words of text that has already been through `normalize`."""
-    return _WORD.findall(text)
-
-
 @lru_cache(maxsize=1 << 17)
 def stem(word: str) -> str:
     """Fold an English plural to its singular, exactly as Lucene's EnglishMinimalStemmer.

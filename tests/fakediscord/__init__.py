@@ -1,18 +1,45 @@
 """A local Discord for end-to-end tests: REST API v10 + JSON gateway, spoken to by the real discord.py.
 
-Main entry points:
+Start one, build a world, point the bot at it, drive users, inspect what the bot did::
 
-* :class:`FakeDiscord` (``server.py``) — start/close it (or ``async with``), build a world
-  (``add_guild``, ``add_channel``, ``add_member`` ...), drive users (``invoke_command``,
-  ``autocomplete``, ``click_button``), inject faults (``fail_next``, ``delay``,
-  ``close_gateway``, ``invalidate_session``) and inspect what the bot did (``messages``,
-  ``requests``, ``commands``).
-* :class:`InteractionRecord` — what the bot answered to one interaction (``wait_response``,
-  ``wait_reply``, ``wait_followups``).
-* :class:`StoredMessage` — a message the fake holds (``content``, ``embeds``, ``nonce``,
-  ``allowed_mentions``, ``pings``, ``data``).
-* :class:`Perm` — permission bits for ``permissions=`` arguments (``discord.Permissions`` works too).
-* :func:`running_client` (``client.py``) — run a plain ``discord.Client`` against the fake.
+    from tests.fakediscord import FakeDiscord, Perm
+
+    async with FakeDiscord() as fake:                       # 127.0.0.1, free port
+        guild = fake.add_guild(name="Lab", channels=("general", "papers"))
+        alice = fake.add_member(guild.id, username="alice", permissions=Perm.MANAGE_CHANNELS)
+        # bot config: api_base=fake.api_base, gateway_url=fake.gateway_url, DISCORD_TOKEN=fake.token
+        ...start the bot (guild_ready_timeout ~0.05)...
+        await fake.wait_connected()
+        await fake.wait_synced(guild_id=None)              # or the dev guild id
+        record = await fake.invoke_command(guild.id, guild.default_channel_id, alice.user_id,
+                                           "watch", subcommand="add", options={"query": "diffusion"})
+        reply = await record.wait_reply()                   # StoredMessage: .ephemeral, .content, .embeds
+        posts = await fake.wait_messages(guild.channel_ids[1], count=2)
+
+Modules:
+
+* ``server``: :class:`FakeDiscord` — lifecycle, world building (``add_guild``, ``add_channel``,
+  ``add_member``, ``delete_channel``, ``forbid_channel``, ``close_dms`` ...), users
+  (``invoke_command``, ``autocomplete``, ``click_button``, ``select_option``), faults
+  (``fail_next``, ``delay``, ``close_gateway``, ``drop_gateway``, ``invalidate_session``,
+  ``request_reconnect``), inspection (``messages``, ``requests``, ``unknown_requests``,
+  ``commands``, ``interactions``, counters) and waiting (``wait_for`` and friends).
+* ``interactions``: :class:`InteractionRecord` — the bot's answer to one interaction.
+* ``model``: :class:`StoredMessage` (``content``, ``embeds``, ``nonce``, ``allowed_mentions``,
+  ``pings``, ``data`` = the API object), :class:`Perm` bits, guild/channel/user records.
+* ``client``: ``running_client(client, fake)`` — run a plain ``discord.Client`` against the fake.
+
+discord.py facts the fake relies on / tests must know:
+
+* JSON responses need ``Content-Type`` exactly ``application/json`` or discord.py treats them
+  as text; 429s need a ``Via`` header or discord.py treats them as a Cloudflare ban.
+* ``Client.connect`` goes straight to ``DiscordWebSocket.DEFAULT_GATEWAY`` (no ``GET
+  /gateway/bot``; only ``AutoShardedClient`` asks), resumes at READY's ``resume_gateway_url``.
+* ``Client.before_identify_hook`` sleeps 5 s before every non-initial IDENTIFY (after op 9,
+  a failed RESUME, and for every shard but the first) — override it in tests.
+* READY waits ``guild_ready_timeout`` (default 2 s) after the last GUILD_CREATE.
+* ``Messageable.send(nonce=...)`` always sends ``enforce_nonce: true`` (no separate option).
+* discord.py retries 500/502/504 (sleeping 1 s, 3 s ...) but raises ``DiscordServerError`` on 503.
 """
 
 from .errors import DiscordHTTPError, FaultRule

@@ -135,8 +135,10 @@ class GatewayConnection:
 
     def attach(self, session: GatewaySession, *, after_seq: int) -> None:
         """Start streaming ``session``'s dispatches with ``seq > after_seq`` to this socket."""
-        if session.connection is not None and session.connection is not self:
-            session.connection.session = None
+        previous = session.connection
+        if previous is not None and previous is not self:
+            previous.session = None
+            previous.wake()  # its writer sees it has no session any more and stops
         session.connection = self
         self.session = session
         self._sent_seq = after_seq
@@ -169,6 +171,8 @@ class GatewayConnection:
 
     async def close(self, code: int, message: bytes = b"") -> None:
         self.closed_by_server = True
+        if self.close_code is None:
+            self.close_code = code
         self.detach()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.close(code=code, message=message)

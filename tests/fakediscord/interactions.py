@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +65,11 @@ class Notifier:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
+    async def wait_for(
+        self, predicate: Callable[[], bool], timeout: float, what: str = "condition", *, poll: float = 0.01
+    ) -> None:
+        """Wait until ``predicate()`` holds: re-checked on every :meth:`notify` and every ``poll``
+        seconds (so predicates over state the fake does not own, e.g. a client's cache, work too)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not predicate():
@@ -74,10 +79,10 @@ class Notifier:
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
             try:
-                await asyncio.wait_for(waiter, remaining)
+                await asyncio.wait_for(waiter, min(remaining, poll))
             except TimeoutError:
-                if not predicate():
-                    raise TimeoutError(f"timed out after {timeout}s waiting for {what}") from None
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
 
 
 @dataclass
@@ -85,8 +90,11 @@ class InteractionRecord:
     """One interaction the fake sent to the bot, and everything the bot answered to it.
 
     ``callback`` is the bot's callback body (``{"type": 4, "data": {...}}``); ``original``
-    is the message that callback created or updated (kept current through edits);
-    ``followups`` are messages created through the interaction webhook.
+    is the message that callback created (4, 5) or the component's message it updates
+    (6, 7), kept current through edits; ``followups`` are the messages posted through the
+    interaction webhook. As on Discord, the first follow-up after a deferral (5) fills in
+    the "thinking..." original instead of creating a new message, so it is both
+    ``original`` and ``followups[0]``.
     """
 
     id: int

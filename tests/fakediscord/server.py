@@ -30,12 +30,12 @@ import json
 import re
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlparse
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
@@ -73,17 +73,15 @@ from .model import (
     UploadedFile,
     compute_permissions,
     compute_pings,
-    embed_length,
     iter_components,
     perm_value,
 )
+from .validation import is_empty_message, validate_command, validate_message
 
 API_PREFIX = "/api/v10"
 _MESSAGE_FLAGS_SETTABLE = (
     MessageFlags.SUPPRESS_EMBEDS | MessageFlags.SUPPRESS_NOTIFICATIONS | MessageFlags.IS_COMPONENTS_V2
 )
-_COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$", re.UNICODE)
-_URL_SCHEMES = ("http://", "https://", "attachment://")
 INTERACTION_TOKEN_LIFETIME = 15 * 60.0
 
 
@@ -244,12 +242,14 @@ class FakeDiscord:
 
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._closing = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Self:
         """Listen on a free port of 127.0.0.1."""
         if self._runner is not None:
             return self
+        self._closing.clear()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway_handler)
         app.router.add_get("/gateway/resume", self._gateway_handler)
@@ -260,13 +260,14 @@ class FakeDiscord:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._port = int(sock.getsockname()[1])
-        site = web.SockSite(runner, sock, shutdown_timeout=1.0)
+        site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
         return self
 
     async def close(self) -> None:
-        """Close every gateway connection (1001) and stop the server."""
+        """Close every gateway connection (1001) and stop the server (pending delays end at once)."""
+        self._closing.set()
         for conn in list(self.gateway_connections):
             if conn.open:
                 await conn.close(1001, b"fakediscord shutting down")
@@ -312,6 +313,11 @@ class FakeDiscord:
     def advance_clock(self, seconds: float) -> None:
         """Let time pass for nonce windows, interaction expiry and new snowflakes."""
         self.clock.advance(seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        """``asyncio.sleep`` that :meth:`close` cuts short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
 
     async def wait_for(
         self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
@@ -538,9 +544,10 @@ class FakeDiscord:
             and (include_interaction_replies or m.interaction_id is None)
         ]
 
-    def dm_messages(self, user_id: int, **kwargs: bool) -> list[StoredMessage]:
+    def dm_messages(self, user_id: int, *, include_deleted: bool = False) -> list[StoredMessage]:
+        """Messages in the bot's DM channel with a user, oldest first."""
         cid = self._dm_channel_ids.get(user_id)
-        return [] if cid is None else self.messages(cid, **kwargs)
+        return [] if cid is None else self.messages(cid, include_deleted=include_deleted)
 
     def message(self, message_id: int) -> StoredMessage:
         """Any message the fake holds (channel messages, ephemeral replies, follow-ups)."""
@@ -560,6 +567,11 @@ class FakeDiscord:
             for r in self.requests
             if method.upper() in ("*", r.method) and pattern.fullmatch(r.path) is not None
         ]
+
+    @property
+    def failed_requests(self) -> list[RecordedRequest]:
+        """REST requests answered with a 4xx/5xx (injected faults included)."""
+        return [r for r in self.requests if r.status is not None and r.status >= 400]
 
     # ------------------------------------------------------------------ faults
     def fail_next(
@@ -1237,118 +1249,6 @@ class FakeDiscord:
         return self._dispatch_interaction(payload, channel.guild_id)
 
     # ------------------------------------------------------------------ internals: messages
-    def _validate_message(
-        self, body: Mapping[str, Any], errors: FormErrors, *, interaction: bool = False
-    ) -> None:
-        content = body.get("content")
-        if content is not None and not isinstance(content, str):
-            errors.add(["content"], "BASE_TYPE_STRING", "Must be a string.")
-        elif isinstance(content, str) and len(content) > 2000:
-            errors.add(["content"], "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
-        embeds = body.get("embeds") or []
-        if len(embeds) > 10:
-            errors.add(["embeds"], "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
-        total = 0
-        for index, embed in enumerate(embeds):
-            total += embed_length(embed)
-            limits = (("title", 256), ("description", 4096))
-            for key, limit in limits:
-                if len(str(embed.get(key) or "")) > limit:
-                    errors.add(
-                        ["embeds", index, key], "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length."
-                    )
-            fields = embed.get("fields") or []
-            if len(fields) > 25:
-                errors.add(
-                    ["embeds", index, "fields"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."
-                )
-            for findex, fld in enumerate(fields):
-                for key, limit in (("name", 256), ("value", 1024)):
-                    text = str(fld.get(key) or "")
-                    if not text:
-                        errors.add(
-                            ["embeds", index, "fields", findex, key],
-                            "BASE_TYPE_REQUIRED",
-                            "This field is required",
-                        )
-                    elif len(text) > limit:
-                        errors.add(
-                            ["embeds", index, "fields", findex, key],
-                            "BASE_TYPE_MAX_LENGTH",
-                            f"Must be {limit} or fewer in length.",
-                        )
-            if len(str((embed.get("footer") or {}).get("text") or "")) > 2048:
-                errors.add(
-                    ["embeds", index, "footer", "text"],
-                    "BASE_TYPE_MAX_LENGTH",
-                    "Must be 2048 or fewer in length.",
-                )
-            if len(str((embed.get("author") or {}).get("name") or "")) > 256:
-                errors.add(
-                    ["embeds", index, "author", "name"],
-                    "BASE_TYPE_MAX_LENGTH",
-                    "Must be 256 or fewer in length.",
-                )
-            urls: list[tuple[list[str | int], Any]] = [(["url"], embed.get("url"))]
-            for key in ("image", "thumbnail"):
-                urls.append(([key, "url"], (embed.get(key) or {}).get("url")))
-            urls.append((["author", "url"], (embed.get("author") or {}).get("url")))
-            urls.append((["author", "icon_url"], (embed.get("author") or {}).get("icon_url")))
-            urls.append((["footer", "icon_url"], (embed.get("footer") or {}).get("icon_url")))
-            for path, url in urls:
-                if url is not None and not (
-                    isinstance(url, str)
-                    and url.startswith(_URL_SCHEMES)
-                    and urlparse(url).netloc + urlparse(url).path
-                ):
-                    errors.add(["embeds", index, *path], "URL_TYPE_INVALID_URL", "Not a well formed URL.")
-        if total > 6000:
-            errors.add(["embeds"], "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
-        flags = int(body.get("flags") or 0)
-        if flags & MessageFlags.IS_COMPONENTS_V2 and (content or embeds):
-            errors.add(
-                ["content" if content else "embeds"],
-                "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
-                "The 'content' and 'embeds' fields cannot be used with MessageFlags.IS_COMPONENTS_V2",
-            )
-        if flags & MessageFlags.EPHEMERAL and not interaction:
-            errors.add(["flags"], "MESSAGE_FLAGS_INVALID", "Invalid message flags")
-        nonce = body.get("nonce")
-        if nonce is not None and (
-            (isinstance(nonce, str) and len(nonce) > 25)
-            or not isinstance(nonce, str | int)
-            or isinstance(nonce, bool)
-        ):
-            errors.add(["nonce"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-        mentions = body.get("allowed_mentions")
-        if mentions is not None:
-            parse = mentions.get("parse") or []
-            for kind in ("users", "roles"):
-                if kind in parse and mentions.get(kind):
-                    errors.add(
-                        ["allowed_mentions"],
-                        "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
-                        f'parse:["{kind}"] and {kind}: [ids...] are mutually exclusive.',
-                    )
-            for kind in parse:
-                if kind not in ("users", "roles", "everyone"):
-                    errors.add(
-                        ["allowed_mentions", "parse"],
-                        "ENUM_TYPE_COERCE",
-                        f'Value "{kind}" is not a valid enum value.',
-                    )
-
-    @staticmethod
-    def _is_empty(body: Mapping[str, Any], files: Sequence[UploadedFile]) -> bool:
-        return not (
-            str(body.get("content") or "").strip()
-            or body.get("embeds")
-            or body.get("components")
-            or body.get("sticker_ids")
-            or body.get("poll")
-            or files
-        )
-
     def _attachments(self, channel_id: int, files: Sequence[UploadedFile]) -> list[JSON]:
         result = []
         for upload in files:
@@ -1430,7 +1330,7 @@ class FakeDiscord:
         self, message: StoredMessage, body: Mapping[str, Any], files: Sequence[UploadedFile]
     ) -> None:
         errors = FormErrors()
-        self._validate_message(body, errors, interaction=message.interaction_id is not None)
+        validate_message(body, errors, interaction=message.interaction_id is not None)
         errors.raise_if_any()
         data = message.data
         if "content" in body:
@@ -1566,7 +1466,7 @@ class FakeDiscord:
             r for r in self.faults if r.status is None and not r.after_effect and r.matches(method, path)
         ]:
             rule.hits += 1
-            await asyncio.sleep(rule.delay)
+            await self._sleep(rule.delay)
         matched: tuple[_Route, dict[str, str]] | None = None
         method_mismatch = False
         for route in _ROUTES:
@@ -1604,7 +1504,7 @@ class FakeDiscord:
             r for r in self.faults if r.status is None and r.after_effect and r.matches(method, path)
         ]:
             rule.hits += 1
-            await asyncio.sleep(rule.delay)
+            await self._sleep(rule.delay)
         if fault is not None:
             return fault.response(bucket)
         response = result if isinstance(result, web.Response) else json_response(result)
@@ -1613,7 +1513,7 @@ class FakeDiscord:
                 {
                     "X-RateLimit-Limit": "50",
                     "X-RateLimit-Remaining": "49",
-                    "X-RateLimit-Reset": f"{self.clock.now() + 1:.3f}",
+                    "X-RateLimit-Reset": f"{time.time() + 1:.3f}",
                     "X-RateLimit-Reset-After": "1.000",
                     "X-RateLimit-Bucket": bucket,
                 }
@@ -1718,7 +1618,7 @@ class FakeDiscord:
         for index, command in enumerate(raw):
             ctype = int(command.get("type", 1))
             name = command.get("name", "")
-            self._validate_command(command, [index], errors)
+            validate_command(command, [index], errors)
             if (name, ctype) in seen:
                 errors.add(
                     [index, "name"],
@@ -1756,101 +1656,6 @@ class FakeDiscord:
             )
         errors.raise_if_any()
         return result
-
-    def _validate_command(self, command: JSON, path: list[str | int], errors: FormErrors) -> None:
-        ctype = int(command.get("type", 1))
-        name = command.get("name")
-        description = command.get("description", "")
-        if ctype == 1:
-            if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
-                errors.add([*path, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
-            if not isinstance(description, str) or not 1 <= len(description) <= 100:
-                errors.add(
-                    [*path, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
-                )
-        else:
-            if not isinstance(name, str) or not 1 <= len(name) <= 32:
-                errors.add([*path, "name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
-            if description:
-                errors.add(
-                    [*path, "description"],
-                    "APPLICATION_COMMAND_DESCRIPTION_NOT_EMPTY",
-                    "Description must be empty",
-                )
-        self._validate_options(command.get("options") or [], [*path, "options"], errors, depth=0)
-
-    def _validate_options(
-        self, options: list[JSON], path: list[str | int], errors: FormErrors, *, depth: int
-    ) -> None:
-        if len(options) > 25:
-            errors.add(path, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-        kinds = [int(o.get("type", 0)) for o in options]
-        subs = [k in (1, 2) for k in kinds]
-        if any(subs) and not all(subs):
-            errors.add(
-                path,
-                "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
-                "Sub-command and sub-command group option types are mutually exclusive to all other types",
-            )
-        seen_optional = False
-        names: set[str] = set()
-        for index, option in enumerate(options):
-            opath = [*path, index]
-            name = option.get("name")
-            kind = int(option.get("type", 0))
-            if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
-                errors.add([*opath, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
-            elif name in names:
-                errors.add(
-                    [*opath, "name"],
-                    "APPLICATION_COMMAND_OPTION_NAME_ALREADY_EXISTS",
-                    "Option names must be unique",
-                )
-            names.add(str(name))
-            description = option.get("description", "")
-            if not isinstance(description, str) or not 1 <= len(description) <= 100:
-                errors.add(
-                    [*opath, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
-                )
-            if not 1 <= kind <= 11:
-                errors.add(
-                    [*opath, "type"], "BASE_TYPE_CHOICES", f"Value must be one of {list(range(1, 12))}."
-                )
-            if (kind == 2 and depth > 0) or (kind == 1 and depth > 1):
-                errors.add(
-                    [*opath, "type"],
-                    "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
-                    "Sub-commands nested too deeply",
-                )
-            if kind == 2 and any(int(o.get("type", 0)) != 1 for o in option.get("options") or []):
-                errors.add(
-                    [*opath, "options"],
-                    "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
-                    "A group may only contain sub-commands",
-                )
-            if kind in (1, 2):
-                self._validate_options(
-                    option.get("options") or [], [*opath, "options"], errors, depth=depth + 1
-                )
-                continue
-            if option.get("required"):
-                if seen_optional:
-                    errors.add(
-                        [*opath, "required"],
-                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
-                        "Required options must be placed before non-required options",
-                    )
-            else:
-                seen_optional = True
-            choices = option.get("choices") or []
-            if len(choices) > 25:
-                errors.add([*opath, "choices"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-            if choices and option.get("autocomplete"):
-                errors.add(
-                    [*opath, "autocomplete"],
-                    "APPLICATION_COMMAND_AUTOCOMPLETE_INVALID",
-                    "Autocomplete cannot be set with choices",
-                )
 
     @_route("PUT", r"/applications/(?P<app_id>\d+)/commands")
     async def _r_put_global_commands(self, req: _ApiRequest) -> Any:
@@ -1890,9 +1695,9 @@ class FakeDiscord:
         channel = self._check_send(int(req.params["channel_id"]))
         body = req.body if isinstance(req.body, dict) else {}
         errors = FormErrors()
-        self._validate_message(body, errors)
+        validate_message(body, errors)
         errors.raise_if_any()
-        if self._is_empty(body, req.files):
+        if is_empty_message(body, req.files):
             raise DiscordHTTPError(400, 50006)
         nonce = body.get("nonce")
         key = None if nonce is None else (channel.id, self.bot_user.id, str(nonce))
@@ -2082,9 +1887,9 @@ class FakeDiscord:
         followup: bool = False,
     ) -> StoredMessage:
         errors = FormErrors()
-        self._validate_message(data, errors, interaction=True)
+        validate_message(data, errors, interaction=True)
         errors.raise_if_any()
-        if not loading and self._is_empty(data, files):
+        if not loading and is_empty_message(data, files):
             raise DiscordHTTPError(400, 50006)
         ephemeral = bool(int(data.get("flags") or 0) & MessageFlags.EPHEMERAL)
         extra = (MessageFlags.EPHEMERAL if ephemeral else 0) | (MessageFlags.LOADING if loading else 0)
@@ -2246,7 +2051,8 @@ class FakeDiscord:
         finally:
             session = conn.session
             conn.closed_at = self.clock.now()
-            conn.close_code = ws.close_code
+            if conn.close_code is None:
+                conn.close_code = ws.close_code
             conn.detach()
             if session is not None and not conn.closed_by_server and ws.close_code in (1000, 1001):
                 session.alive = False  # a client closing with 1000/1001 ends its session
