@@ -59,6 +59,8 @@ class DiscordSettings:
     """Used by `paperwatch invite-url`; the running bot reads its own from Discord."""
     guild_ready_timeout: float = 2.0
     shard_count: int | None = None
+    identify_delay: float = 5.0
+    """Seconds between gateway identifies after the first (Discord allows one per 5 s)."""
 
 
 @dataclass(frozen=True, slots=True)

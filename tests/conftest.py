@@ -37,7 +37,8 @@ ALL_FEED_FILES = sorted(p for p in FEEDS.glob("*/*") if p.suffix in (".json", ".
 START = datetime(2024, 11, 28, 17, 30, tzinfo=UTC)
 """Where every FakeClock starts: shortly after the 2024-11-28 HF capture (17:07 UTC)."""
 
-TOKEN = "MTIz.fake-token-value.ABCdef_ghiJKL"  # noqa: S105 - a marker to look for in output
+TOKEN = "MTIz.fake-token-value.ABCdef_ghiJKL"
+"""A made-up token: tests look for it in every output."""
 
 
 class FakeClock:

@@ -102,9 +102,11 @@ class FeedServer:
             await asyncio.sleep(fault.delay)
         if fault.status == 200 and not fault.body:
             return None
-        return web.Response(status=fault.status, body=fault.body, headers={
-            "Content-Type": fault.content_type, **fault.headers
-        })
+        return web.Response(
+            status=fault.status,
+            body=fault.body,
+            headers={"Content-Type": fault.content_type, **fault.headers},
+        )
 
     async def _daily(self, request: web.Request) -> web.Response:
         self.requests.append((time.monotonic(), request.path, dict(request.query)))

@@ -149,7 +149,15 @@ def test_env_overrides_nested_tables_bools_numbers_and_lists(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("true", True), ("TRUE", True), ("yes", True), ("on", True), ("0", False), ("no", False), ("off", False)],
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+    ],
 )
 def test_env_bools(text: str, expected: bool) -> None:
     settings = load_settings(environ={"PAPERWATCH_FEEDS__ARXIV__ENABLED": text})

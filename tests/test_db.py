@@ -191,7 +191,12 @@ async def test_duplicate_target_paper_delivery_is_an_integrity_error(sqlite_engi
             session.add(DeliveryRow(target_id=target_id, paper_id=paper.arxiv_id))
     async with sessions() as session:
         # the repository's own insert ignores the duplicate instead
-        assert await DeliveryRepository(session).add_pending([{"target_id": target_id, "paper_id": paper.arxiv_id}]) == 0
+        assert (
+            await DeliveryRepository(session).add_pending(
+                [{"target_id": target_id, "paper_id": paper.arxiv_id}]
+            )
+            == 0
+        )
         await session.commit()
         count = len(list(await session.scalars(select(DeliveryRow))))
     assert count == 1

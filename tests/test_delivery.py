@@ -90,7 +90,9 @@ async def target_row(core: Core, target_id: int) -> TargetRow:
     return row
 
 
-async def channel_with_matches(core: Core, clock: FakeClock, query: str = "upvotes>=0", **options: object) -> int:
+async def channel_with_matches(
+    core: Core, clock: FakeClock, query: str = "upvotes>=0", **options: object
+) -> int:
     await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query=query, **options)  # type: ignore[arg-type]
     clock.advance(minutes=1)
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
@@ -143,7 +145,9 @@ async def test_due_digest_posts_each_paper_once_header_first(core: Core, clock: 
     count = len(raw_entries(HF_OVERLAP))
     assert report.papers == count
     assert sender.posted_paper_ids() == digest_order()  # each once, in digest order
-    assert [m.content is not None for _, m, _, _ in sender.posted] == [True] + [False] * (len(sender.posted) - 1)
+    assert [m.content is not None for _, m, _, _ in sender.posted] == [True] + [False] * (
+        len(sender.posted) - 1
+    )
     header = sender.posted[0][1].content or ""
     assert f"{count} new papers" in header
     assert "`upvotes>=0`" in header
@@ -281,7 +285,9 @@ async def test_send_error_keeps_rows_claimed_and_recover_resends_with_the_same_n
     assert len(sender.calls) == calls_after
 
 
-async def test_crash_between_send_and_record_does_not_post_twice(make_core: MakeCore, clock: FakeClock) -> None:
+async def test_crash_between_send_and_record_does_not_post_twice(
+    make_core: MakeCore, clock: FakeClock
+) -> None:
     core = await make_core()
     await channel_with_matches(core, clock)
     sender = RecordingSender()
@@ -431,9 +437,13 @@ async def test_resend_after_papers_grew_still_shows_every_paper(core: Core, cloc
 
     # before the retry, arXiv announces revised versions of those papers with longer titles
     async with core.sessions() as session:
-        claimed = [r.paper_id for r in await session.scalars(select(DeliveryRow)) if r.id in failed.delivery_ids]
+        claimed = [
+            r.paper_id for r in await session.scalars(select(DeliveryRow)) if r.id in failed.delivery_ids
+        ]
     revised = [
-        replace(p, title=(p.title + " (revised and extended version) " * 8)[:250], version=(p.version or 1) + 1)
+        replace(
+            p, title=(p.title + " (revised and extended version) " * 8)[:250], version=(p.version or 1) + 1
+        )
         for p in load_feed(HF_OVERLAP).papers
         if p.arxiv_id in claimed
     ]

@@ -258,7 +258,9 @@ def test_rss_papers_render_within_limits() -> None:
 
 def test_instant_and_resend_headers() -> None:
     papers = load_feed(HF_OVERLAP).papers[:3]
-    digest = compose_digest([one_entry(p, Match(4, "diffusion"), delivery_id=i + 1) for i, p in enumerate(papers)], 25)
+    digest = compose_digest(
+        [one_entry(p, Match(4, "diffusion"), delivery_id=i + 1) for i, p in enumerate(papers)], 25
+    )
     instant = render(digest, "instant")
     assert instant[0].content is not None
     assert "`diffusion` (#4)" in instant[0].content
@@ -323,12 +325,20 @@ def digests_and_kinds(draw: st.DrawFn) -> tuple[list[DigestEntry], int, str]:
             for _ in range(draw(st.integers(min_value=1, max_value=3)))
         )
         entries.append(DigestEntry(paper=draw(papers(index)), matches=matches, delivery_id=index + 1))
-    return entries, draw(st.integers(min_value=1, max_value=40)), draw(st.sampled_from(["digest", "instant", "resend"]))
+    return (
+        entries,
+        draw(st.integers(min_value=1, max_value=40)),
+        draw(st.sampled_from(["digest", "instant", "resend"])),
+    )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(digests_and_kinds())
-def test_any_text_renders_within_every_limit_and_pings_nobody(case: tuple[list[DigestEntry], int, str]) -> None:
+def test_any_text_renders_within_every_limit_and_pings_nobody(
+    case: tuple[list[DigestEntry], int, str],
+) -> None:
     entries, cap, kind = case
     digest = compose_digest(entries, cap)
     messages = render(digest, kind)

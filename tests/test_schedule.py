@@ -147,7 +147,13 @@ def test_describe_mentions_time_zone_and_days() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("09:00", time(9, 0)), ("9:05", time(9, 5)), (" 23:59 ", time(23, 59)), ("00:00", time(0, 0)), ("7", time(7, 0))],
+    [
+        ("09:00", time(9, 0)),
+        ("9:05", time(9, 5)),
+        (" 23:59 ", time(23, 59)),
+        ("00:00", time(0, 0)),
+        ("7", time(7, 0)),
+    ],
 )
 def test_parse_time(text: str, expected: time) -> None:
     assert parse_time(text) == expected
@@ -162,7 +168,12 @@ def test_parse_time_errors(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("UTC", "UTC"), ("utc", "UTC"), ("Europe/Paris", "Europe/Paris"), (" America/New_York ", "America/New_York")],
+    [
+        ("UTC", "UTC"),
+        ("utc", "UTC"),
+        ("Europe/Paris", "Europe/Paris"),
+        (" America/New_York ", "America/New_York"),
+    ],
 )
 def test_parse_timezone(text: str, expected: str) -> None:
     assert parse_timezone(text) == expected

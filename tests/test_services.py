@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import DeliveryRow, TargetRow, WatchRow
+from bot.db.models import DeliveryRow, FeedStateRow, TargetRow, WatchRow
 from bot.domain.paper import FeedResult
 from bot.services.core import Core
+from bot.services.polling import FeedPoller, build_fetcher
 from bot.services.watches import Caller, NotFound, UserError
 from tests.conftest import (
+    ARXIV_DIR,
     HF_DIR,
     HF_OVERLAP,
+    RSS_ALL,
     START,
     FakeClock,
     expected_matches,
@@ -88,7 +92,9 @@ async def test_add_and_list_watches(core: Core) -> None:
 
 
 async def test_bad_mode_and_min_upvotes_are_refused(core: Core) -> None:
-    assert "digest" in await message_of(core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="x", mode="hourly"))
+    assert "digest" in await message_of(
+        core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="x", mode="hourly")
+    )
     assert "min_upvotes" in await message_of(
         core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="x", min_upvotes=-1)
     )
@@ -100,7 +106,9 @@ async def test_add_watch_replies_with_the_last_seven_days(core: Core, clock: Fak
     clock.set(START)
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
     added = await core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="model")
-    expected = [e for e in raw_entries(HF_OVERLAP) if e.arxiv_id in set(expected_matches("model", HF_OVERLAP))]
+    expected = [
+        e for e in raw_entries(HF_OVERLAP) if e.arxiv_id in set(expected_matches("model", HF_OVERLAP))
+    ]
     assert expected, "the fixture should have papers about models"
     assert [p.arxiv_id for p in added.recent] == [
         e.arxiv_id for e in sorted(expected, key=lambda e: (-e.upvotes, e.arxiv_id))
@@ -317,7 +325,9 @@ async def test_digest_set_show_pause_resume(core: Core, clock: FakeClock) -> Non
         ("09:00", "UTC", "funday", "funday"),
     ],
 )
-async def test_digest_schedule_errors(core: Core, time: str, timezone: str, days: str | None, named: str) -> None:
+async def test_digest_schedule_errors(
+    core: Core, time: str, timezone: str, days: str | None, named: str
+) -> None:
     text = await message_of(
         core.watches.set_digest(ADMIN_A, channel_id=CH_A1, time=time, timezone=timezone, days=days)
     )
@@ -338,7 +348,9 @@ async def test_digest_needs_manage_channels(core: Core) -> None:
 
 async def test_alert_schedule(core: Core) -> None:
     await core.watches.add_alert(Caller(61, None, None), query="diffusion")
-    info = await core.watches.set_alert_schedule(61, time="18:00", timezone="America/New_York", days="sat,sun")
+    info = await core.watches.set_alert_schedule(
+        61, time="18:00", timezone="America/New_York", days="sat,sun"
+    )
     # from Thursday 2024-11-28: Saturday 18:00 EST = 23:00 UTC
     assert info.next_at == datetime(2024, 11, 30, 23, 0, tzinfo=UTC)
 
@@ -503,3 +515,169 @@ async def test_watch_rows_record_creator_and_time(core: Core, clock: FakeClock) 
     assert row is not None
     assert row.created_by == ADMIN_A.user_id
     assert row.created_at == START + timedelta(minutes=7)
+
+
+# --- polling the feeds over HTTP (httpx.MockTransport serving the captured bytes) ------------
+
+
+class FeedServer:
+    """Answers like huggingface.co / rss.arxiv.org would, from the fixture files; records requests."""
+
+    def __init__(self, hf_days: dict[str, bytes] | None = None, rss: dict[str, bytes] | None = None) -> None:
+        self.hf_days = hf_days or {}
+        self.rss = rss or {}
+        self.requests: list[httpx.Request] = []
+        self.status: int | None = None
+        self.etag = 'W/"hf-2024-11-28"'
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.status is not None:
+            return httpx.Response(self.status, text="upstream trouble")
+        if request.url.host == "huggingface.co":
+            day = request.url.params.get("date", "")
+            if int(request.url.params.get("p", "0")) > 0:
+                return httpx.Response(200, content=b"[]")
+            if request.headers.get("If-None-Match") == self.etag:
+                return httpx.Response(304, headers={"ETag": self.etag})
+            body = self.hf_days.get(day, b"[]")
+            return httpx.Response(
+                200, content=body, headers={"ETag": self.etag, "Content-Type": "application/json"}
+            )
+        if request.url.host == "rss.arxiv.org":
+            body = self.rss.get(request.url.path.rsplit("/", 1)[1])
+            if body is None:
+                return httpx.Response(404)
+            return httpx.Response(200, content=body, headers={"Content-Type": "application/rss+xml"})
+        return httpx.Response(404)
+
+
+@pytest.fixture
+async def poller_for(core: Core):
+    clients: list[httpx.AsyncClient] = []
+
+    def build(server: FeedServer, target: Core | None = None) -> FeedPoller:
+        chosen = target or core
+        client = httpx.AsyncClient(transport=httpx.MockTransport(server))
+        clients.append(client)
+        fetcher = build_fetcher(chosen.settings, client)
+        return FeedPoller(chosen.settings, fetcher, chosen.sessions, chosen.ingestor, chosen.clock)
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+async def feed_state(core: Core, key: str) -> FeedStateRow:
+    async with core.sessions() as session:
+        row = await session.get(FeedStateRow, key)
+    assert row is not None, key
+    return row
+
+
+async def test_poll_hf_stores_papers_and_records_success(core: Core, clock: FakeClock, poller_for) -> None:
+    await core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="video", mode="instant")
+    server = FeedServer(hf_days={"2024-11-28": HF_OVERLAP.read_bytes()})
+    poller = poller_for(server)
+    clock.advance(minutes=1)
+    summary = await poller.poll_huggingface([date(2024, 11, 28)])
+    assert summary.error is None
+    assert summary.new == len(raw_entries(HF_OVERLAP))
+    assert summary.instant_targets == {await core.watches.channel_target_id(ADMIN_A, CH_A1)}
+    request = server.requests[0]
+    assert (request.url.host, request.url.path) == ("huggingface.co", "/api/daily_papers")
+    assert request.url.params["date"] == "2024-11-28"
+    state = await feed_state(core, "huggingface:2024-11-28")
+    assert state.last_success_at == clock.now()
+    assert state.last_poll_at == clock.now()
+    assert state.last_error is None
+    assert await paper_ids_for(core, "channel", CH_A1) == set(expected_matches("video", HF_OVERLAP))
+    found, total = await core.watches.search_papers("upvotes>=0", limit=100)
+    assert total == len(found) == len(raw_entries(HF_OVERLAP))
+    status = await core.watches.status(GUILD_A, CH_A1)
+    assert [f.last_success_at for f in status.feeds] == [clock.now()]
+
+
+async def test_poll_sends_the_etag_back_and_accepts_304(core: Core, clock: FakeClock, poller_for) -> None:
+    server = FeedServer(hf_days={"2024-11-28": HF_OVERLAP.read_bytes()})
+    poller = poller_for(server)
+    await poller.poll_huggingface([date(2024, 11, 28)])
+    assert "If-None-Match" not in server.requests[0].headers
+    clock.advance(minutes=30)
+    summary = await poller.poll_huggingface([date(2024, 11, 28)])
+    assert server.requests[-1].headers.get("If-None-Match") == server.etag
+    assert (summary.new, summary.updated, summary.error) == (0, 0, None)
+    state = await feed_state(core, "huggingface:2024-11-28")
+    assert state.last_success_at == clock.now()
+    assert state.etag == server.etag
+
+
+async def test_poll_server_error_is_recorded_not_raised(
+    make_core: MakeCore, clock: FakeClock, poller_for
+) -> None:
+    core = await make_core(PAPERWATCH_FEEDS__MAX_ATTEMPTS="1")  # no retry sleeps in this test
+    server = FeedServer(hf_days={"2024-11-28": HF_OVERLAP.read_bytes()})
+    server.status = 500
+    poller = poller_for(server, core)
+    summary = await poller.poll_huggingface([date(2024, 11, 28)])
+    assert summary.error is not None and "500" in summary.error
+    state = await feed_state(core, "huggingface:2024-11-28")
+    assert state.last_error is not None and "500" in state.last_error
+    assert state.last_error_at == clock.now()
+    assert state.last_success_at is None
+    assert state.consecutive_failures == 1
+    clock.advance(minutes=30)
+    await poller.poll_huggingface([date(2024, 11, 28)])
+    assert (await feed_state(core, "huggingface:2024-11-28")).consecutive_failures == 2
+    status = await core.watches.status(None, None)
+    assert status.papers_total == 0
+    assert any(f.last_error and "500" in f.last_error for f in status.feeds)
+
+    server.status = None  # the feed recovers
+    clock.advance(minutes=30)
+    summary = await poller.poll_huggingface([date(2024, 11, 28)])
+    assert summary.new == len(raw_entries(HF_OVERLAP))
+    state = await feed_state(core, "huggingface:2024-11-28")
+    assert (state.last_error, state.consecutive_failures, state.last_success_at) == (None, 0, clock.now())
+
+
+async def test_poll_reads_today_and_the_backfill_days(
+    make_core: MakeCore, clock: FakeClock, poller_for
+) -> None:
+    core = await make_core(PAPERWATCH_FEEDS__HUGGINGFACE__BACKFILL_DAYS="2")
+    clock.set(datetime(2024, 11, 28, 12, 0, tzinfo=UTC))
+    server = FeedServer(hf_days={"2024-11-28": HF_OVERLAP.read_bytes()})
+    summary = await poller_for(server, core).poll_huggingface()
+    assert [r.url.params["date"] for r in server.requests] == ["2024-11-26", "2024-11-27", "2024-11-28"]
+    assert summary.new == len(raw_entries(HF_OVERLAP))
+    for day in ("2024-11-26", "2024-11-27", "2024-11-28"):
+        assert (await feed_state(core, f"huggingface:{day}")).last_success_at == clock.now()
+
+
+async def test_poll_html_instead_of_json_is_an_error(core: Core, poller_for) -> None:
+    server = FeedServer(hf_days={"2024-11-28": b"<!DOCTYPE html><html><body>Maintenance</body></html>"})
+    summary = await poller_for(server).poll_huggingface([date(2024, 11, 28)])
+    assert summary.error is not None and "HTML" in summary.error
+    assert (await feed_state(core, "huggingface:2024-11-28")).last_error == summary.error
+
+
+async def test_poll_arxiv_rss(make_core: MakeCore, clock: FakeClock, poller_for) -> None:
+    core = await make_core(PAPERWATCH_FEEDS__ARXIV__CATEGORIES="astro-ph,cs")
+    server = FeedServer(rss={"astro-ph+cs": RSS_ALL.read_bytes()})
+    summary = await poller_for(server, core).poll_arxiv()
+    assert server.requests[0].url.path == "/rss/astro-ph+cs"
+    assert summary.error is None
+    assert summary.new == len(raw_entries(RSS_ALL))
+    assert (await feed_state(core, "arxiv:astro-ph+cs")).last_success_at == clock.now()
+
+
+async def test_poll_arxiv_error_feed_is_recorded(make_core: MakeCore, poller_for) -> None:
+    core = await make_core(PAPERWATCH_FEEDS__ARXIV__CATEGORIES="astroph")
+    server = FeedServer(
+        rss={"astroph": (ARXIV_DIR / "rss_astroph-bad-archive-error_2024-11-28.xml").read_bytes()}
+    )
+    summary = await poller_for(server, core).poll_arxiv()
+    assert summary.error is not None and "Feed error" in summary.error
+    state = await feed_state(core, "arxiv:astroph")
+    assert state.last_error == summary.error
+    assert state.last_success_at is None

@@ -255,7 +255,7 @@ class WatchRepository:
             .where(TargetRow.guild_id == guild_id)
             .order_by(WatchRow.id)
         )
-        return [(w, t) for w, t in rows.tuples()]
+        return [(w, t) for w, t in rows.all()]
 
     async def active(self) -> list[tuple[WatchRow, TargetRow]]:
         rows = await self.session.execute(
@@ -264,7 +264,7 @@ class WatchRepository:
             .where(WatchRow.paused.is_(False))
             .order_by(WatchRow.id)
         )
-        return [(w, t) for w, t in rows.tuples()]
+        return [(w, t) for w, t in rows.all()]
 
     async def count(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(WatchRow)) or 0)
@@ -316,7 +316,7 @@ class DeliveryRepository:
                     DeliveryRow.target_id.in_(targets), DeliveryRow.paper_id.in_(papers[start : start + 500])
                 )
             )
-            found.update((t, p) for t, p in rows.tuples())
+            found.update((t, p) for t, p in rows.all())
         return found
 
     async def pending_for_target(self, target_id: int, *, mode: str | None = None) -> list[DeliveryRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -20,6 +21,10 @@ from bot.services.watches import UserError, WatchService
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
+
+# paperwatch never joins voice; skip discord.py's warnings about voice libraries.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
 
 
 @dataclass(slots=True)
@@ -63,6 +68,10 @@ class PaperwatchClient(discord.Client):
         self.services = services
         self.timetable = timetable
         add_commands(self.tree, services)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:
+            await asyncio.sleep(self.settings.discord.identify_delay)
 
     async def setup_hook(self) -> None:
         assert self.services is not None and self.timetable is not None

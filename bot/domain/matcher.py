@@ -10,6 +10,7 @@ watch by watch with bitwise operations.
 from __future__ import annotations
 
 import gc
+from array import array
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -409,23 +410,39 @@ Program: TypeAlias = int | tuple[int, tuple["Program", ...]]
 class WatchSet:
     """Watches compiled for matching batches of papers.
 
-    Every distinct leaf across all watches is evaluated once per batch; watches with
-    the same compiled query are evaluated once.
+    Every distinct leaf across all watches is evaluated once per batch. The common
+    shapes (one leaf, an AND of two or three leaves) are kept in flat integer arrays,
+    so that evaluating a watch is a couple of bitwise operations.
     """
 
-    def __init__(self, leaf_keys: list[LeafKey], programs: dict[Program, list[int]], size: int) -> None:
-        self._leaf_keys = leaf_keys
-        self._size = size
-        self._single: list[tuple[int, list[int]]] = []
-        self._conjunctions: list[tuple[tuple[int, ...], list[int]]] = []
-        self._others: list[tuple[Program, list[int]]] = []
-        for program, watch_ids in programs.items():
-            if isinstance(program, int):
-                self._single.append((program, watch_ids))
-            elif program[0] == _AND and all(isinstance(operand, int) for operand in program[1]):
-                self._conjunctions.append((_leaf_indexes(program[1]), watch_ids))
-            else:
-                self._others.append((program, watch_ids))
+    def __init__(self) -> None:
+        """An empty set; `WatchSet.build` compiles watches into one."""
+        self._leaf_keys: list[LeafKey] = []
+        self._watch_ids: list[int] = []
+        self._single = (array("l"), array("l"))
+        """Leaf, watch position."""
+        self._pairs = (array("l"), array("l"), array("l"))
+        """First leaf, second leaf, watch position: an AND of two leaves."""
+        self._triples = (array("l"), array("l"), array("l"), array("l"))
+        """Three leaves and a watch position: an AND of three leaves."""
+        self._others: list[tuple[Program, int]] = []
+        """Any other compiled query, with its watch position."""
+
+    def _add(self, program: Program, position: int) -> None:
+        if isinstance(program, int):
+            leaves, positions = self._single
+            leaves.append(program)
+            positions.append(position)
+            return
+        operator, operands = program
+        if operator == _AND and len(operands) <= 3 and all(isinstance(o, int) for o in operands):
+            target = self._pairs if len(operands) == 2 else self._triples
+            for column, operand in zip(target, operands, strict=False):
+                assert isinstance(operand, int)
+                column.append(operand)
+            target[-1].append(position)
+            return
+        self._others.append((program, position))
 
     @classmethod
     def build(cls, watches: Iterable[tuple[int, Query, int | None]]) -> WatchSet:
@@ -433,8 +450,6 @@ class WatchSet:
         key_index: dict[LeafKey, int] = {}
         terms: dict[tuple[str, Field], int] = {}
         others: dict[Leaf, int] = {}
-        programs: dict[Program, list[int]] = {}
-        size = 0
 
         def compile_leaf(leaf: Leaf) -> int:
             key = leaf_key(leaf)
@@ -479,21 +494,20 @@ class WatchSet:
                 index = others[node] = compile_leaf(node)
             return index
 
+        watch_set = cls()
+        watch_ids = watch_set._watch_ids
         with _collector_paused():
             for watch_id, query, min_upvotes in watches:
                 program = compile_node(query.root)
                 if min_upvotes is not None:
                     program = _combine(_AND, [program, compile_leaf(Upvotes(">=", min_upvotes))])
-                found = programs.get(program)
-                if found is None:
-                    programs[program] = [watch_id]
-                else:
-                    found.append(watch_id)
-                size += 1
-            return cls(list(key_index), programs, size)
+                watch_set._add(program, len(watch_ids))
+                watch_ids.append(watch_id)
+        watch_set._leaf_keys = list(key_index)
+        return watch_set
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._watch_ids)
 
     @property
     def leaf_count(self) -> int:
@@ -509,6 +523,7 @@ class WatchSet:
         leaf_bits = batch.leaf_bits
         bits = [leaf_bits(key) for key in self._leaf_keys]
         everything = batch.all_bits
+        ids = self._watch_ids
 
         def run(program: Program) -> int:
             if isinstance(program, int):
@@ -529,30 +544,23 @@ class WatchSet:
             return everything & ~run(operands[0])
 
         matched: dict[int, int] = {}
-        for index, watch_ids in self._single:
-            result = bits[index]
+        for leaf, position in zip(*self._single, strict=True):
+            result = bits[leaf]
             if result:
-                for watch_id in watch_ids:
-                    matched[watch_id] = result
-        for indexes, watch_ids in self._conjunctions:
-            result = everything
-            for index in indexes:
-                result &= bits[index]
-                if not result:
-                    break
-            else:
-                for watch_id in watch_ids:
-                    matched[watch_id] = result
-        for program, watch_ids in self._others:
+                matched[ids[position]] = result
+        for first, second, position in zip(*self._pairs, strict=True):
+            result = bits[first] & bits[second]
+            if result:
+                matched[ids[position]] = result
+        for first, second, third, position in zip(*self._triples, strict=True):
+            result = bits[first] & bits[second] & bits[third]
+            if result:
+                matched[ids[position]] = result
+        for program, position in self._others:
             result = run(program)
             if result:
-                for watch_id in watch_ids:
-                    matched[watch_id] = result
+                matched[ids[position]] = result
         return matched
-
-
-def _leaf_indexes(operands: tuple[Program, ...]) -> tuple[int, ...]:
-    return tuple(operand for operand in operands if isinstance(operand, int))
 
 
 def _combine(operator: int, operands: list[Program]) -> Program:
