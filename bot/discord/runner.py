@@ -66,7 +66,9 @@ class BotApp:
         self.deliverer = Deliverer(
             core.sessions, DiscordSender(client), render, core.clock, max_papers=settings.digest.max_papers
         )
-        poller = FeedPoller(settings, build_fetcher(settings, self.http), core.sessions, core.ingestor, core.clock)
+        poller = FeedPoller(
+            settings, build_fetcher(settings, self.http), core.sessions, core.ingestor, core.clock
+        )
         self.timetable = Timetable(settings, poller, self.deliverer)
         client.attach(
             Services(
