@@ -225,6 +225,7 @@ class _Token:
 
 
 _OPERATORS: dict[str, _Kind] = {"AND": "AND", "OR": "OR", "NOT": "NOT"}
+_COMPARISONS: dict[str, Comparison] = {">=": ">=", ">": ">", "<=": "<=", "<": "<", "=": "="}
 
 
 def _term_end(text: str, pos: int) -> int:
@@ -263,6 +264,8 @@ def _text_leaf(raw: str, start: int, field: Field, *, quoted: bool) -> Leaf:
             raise ParseError(start, 'one word before * (a prefix cannot contain "-" or ".")')
         return Prefix(found[0], field)
     found = words(raw)
+    if raw == "-":
+        raise ParseError(start, 'a term right after "-", without a space (like "-video")')
     if not found:
         expected = f"a term with a letter or digit{where}"
         raise ParseError(start, expected, f'expected {expected}, not "{raw}"')
@@ -287,18 +290,7 @@ def _upvotes_leaf(op: str, raw: str, start: int) -> Upvotes:
     if not (raw.isdecimal() and len(raw) <= MAX_UPVOTES_DIGITS):
         expected = f"a whole number after upvotes{op}"
         raise ParseError(start, expected, f'expected {expected}, not "{raw}"')
-    comparison: Comparison
-    if op == ">=":
-        comparison = ">="
-    elif op == ">":
-        comparison = ">"
-    elif op == "<=":
-        comparison = "<="
-    elif op == "<":
-        comparison = "<"
-    else:
-        comparison = "="
-    return Upvotes(comparison, int(raw))
+    return Upvotes(_COMPARISONS[op], int(raw))
 
 
 def _tokenize(text: str) -> list[_Token]:

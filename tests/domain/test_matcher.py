@@ -290,6 +290,7 @@ class TestBatch:
 
     def test_empty_batch(self):
         batch = PaperBatch.build([])
+        assert len(batch) == 0
         assert WatchSet.build([(1, parse_query("a"), None)]).match(batch) == {}
 
     def test_one_watch_set_serves_several_batches(self):

@@ -10,6 +10,7 @@ from bot.domain.query import (
     Prefix,
     Term,
     Upvotes,
+    leaves,
     parse_query,
     positive_terms,
 )
@@ -195,6 +196,7 @@ class TestErrors:
             ("upvotes>=abc", 9),
             ("upvotes>=", 9),
             ("upvotes>=1.5", 9),
+            ("upvotes>=1234567890", 9),
             ("upvotes:5", 7),
             ("title:", 6),
             ("a title:(b)", 8),
@@ -203,6 +205,8 @@ class TestErrors:
             ("a -", 2),
             ("soft-n*", 0),
             ("category:", 9),
+            ("category:*", 9),
+            ('category:"cs CL"', 9),
             ("-a", 0),
             ("x -a OR -b", 8),
             ("a OR -b", 5),
@@ -225,6 +229,11 @@ class TestErrors:
         caught = error('x "deep learning')
         assert caught.position == 2
         assert "quote" in str(caught)
+
+    def test_spaced_minus_asks_for_the_term_right_after_it(self):
+        caught = error("diffusion - video")
+        assert caught.position == 10
+        assert '"-video"' in str(caught)
 
     def test_unknown_field_lists_the_allowed_ones(self):
         message = str(error("venue:neurips"))
@@ -257,6 +266,10 @@ class TestPositiveTerms:
             Phrase(("knowledge", "distillation")),
             Term("speech"),
         ]
+
+    def test_all_leaves_include_the_negated_ones(self):
+        query = parse_query("a -(b OR title:c*) upvotes>1")
+        assert list(leaves(query.root)) == [Term("a"), Term("b"), Prefix("c", "title"), Upvotes(">", 1)]
 
     def test_each_leaf_once(self):
         assert positive_terms(parse_query("a (a OR b)")) == [Term("a"), Term("b")]
