@@ -152,11 +152,13 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 def _fetch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.services.polling import FeedPoller, build_fetcher, build_http_client
 
-    async def go() -> IngestSummary:
+    async def go() -> IngestSummary | None:
         core = await Core.open(settings)
         try:
             if args.file is not None:
-                result = parse_feed_file(args.file)
+                result = _read_feed(args.file)
+                if result is None:
+                    return None
                 if result.error and not result.papers:
                     return IngestSummary(skipped=len(result.skipped), error=result.error)
                 return await _ingest_with_progress(core, result)
@@ -173,6 +175,8 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
             await core.close()
 
     summary = asyncio.run(go())
+    if summary is None:
+        return EXIT_USAGE
     print(summary.line())
     return 1 if summary.error and not (summary.new or summary.updated) else 0
 

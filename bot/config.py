@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.engine import make_url
+
 ENV_PREFIX = "PAPERWATCH_"
 CONFIG_ENV = "PAPERWATCH_CONFIG"
 TOKEN_ENV = "DISCORD_TOKEN"  # noqa: S105 - the variable name, not a token
@@ -143,6 +145,7 @@ class Settings:
         out.pop("token", None)
         out.pop("source", None)
         out["discord"]["token"] = "********" if self.token else "(not set: DISCORD_TOKEN)"
+        out["database"]["url"] = make_url(self.database.url).render_as_string(hide_password=True)
         return out
 
 

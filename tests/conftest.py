@@ -87,11 +87,12 @@ def base_environ(directory: Path, **overrides: str) -> dict[str, str]:
     return environ
 
 
-@pytest.fixture(autouse=True)
-def _no_stray_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its temp dir, so a developer's ./config.toml is never picked up."""
+@pytest.fixture
+def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in the test's temp dir, so a developer's ./config.toml is never picked up."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PAPERWATCH_CONFIG", raising=False)
+    return tmp_path
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, isolated_cwd: Path) -> Callable[..., Settings]:
     """Settings from `load_settings(environ=…)`; keyword arguments are extra variables."""
 
     def build(**environ: str) -> Settings:

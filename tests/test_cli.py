@@ -25,6 +25,8 @@ from tests.conftest import (
     sqlite_url,
 )
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -170,6 +172,13 @@ def test_fetch_file_then_again(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         assert conn.execute("SELECT count(*) FROM papers").fetchone()[0] == count
 
 
+def test_fetch_missing_file_is_a_short_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-day.json"
+    code, _, err = run(capsys, "fetch", "--file", str(missing))
+    assert code == 2
+    assert str(missing) in err
+
+
 def test_fetch_error_feed_fails(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys, "fetch", "--file", str(ARXIV_DIR / "rss_astroph-bad-archive-error_2024-11-28.xml")
@@ -243,6 +252,16 @@ def test_check_config_masks_the_token(
     data = json.loads(out[out.index("{") :])
     assert data["discord"]["token"] == "********"
     assert data["feeds"]["huggingface"]["poll_interval"] == 600
+
+
+def test_check_config_hides_the_database_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERWATCH_DATABASE__URL", "postgresql+asyncpg://paperwatch:s3cret-pw@db.internal/pw")
+    code, out, err = run(capsys, "check-config")
+    assert code == 0
+    assert "db.internal" in out
+    assert "s3cret-pw" not in out + err
 
 
 def test_run_without_token_explains_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,8 @@ import pytest
 from bot.config import ConfigError, load_settings
 from tests.conftest import TOKEN
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
     path = tmp_path / name

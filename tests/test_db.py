@@ -22,6 +22,7 @@ from bot.db.migrate import alembic_config, current_revision, upgrade
 from bot.db.models import Base, DeliveryRow, PaperRow, TargetRow, WatchRow
 from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
 from bot.domain.paper import ARXIV, HF, Paper
+from bot.services.core import Core
 from tests.conftest import ARXIV_DIR, HF_DIR, HF_OVERLAP, RSS_ALL, load_feed, raw_entries, sqlite_url
 
 PG_ENV = "PAPERWATCH_TEST_PG_URL"
@@ -347,3 +348,27 @@ async def test_same_batch_upserted_again_is_unchanged(sqlite_engine: AsyncEngine
         second = await PaperRepository(session).upsert(papers, NOW + timedelta(hours=1))
     assert len(first.new) == len(raw_entries(HF_DIR / "2025-09-30.json")) == 50
     assert (second.new, second.changed, second.unchanged) == ([], [], 50)
+
+
+async def test_core_open_migrates_the_configured_database(
+    settings, db_url: str, clock, tmp_path: Path
+) -> None:
+    assert settings.database.url == db_url
+    core = await Core.open(settings, clock=clock)
+    try:
+        assert await table_names(core.engine) == TABLES | {"alembic_version"}
+        assert await current_revision(core.engine) == head_revision()
+    finally:
+        await core.close()
+    assert (tmp_path / "pw.db").is_file()
+
+
+async def test_core_open_without_migrating_leaves_the_database_alone(
+    make_settings, clock, tmp_path: Path
+) -> None:
+    settings = make_settings(PAPERWATCH_DATABASE__URL=sqlite_url(tmp_path / "bare"))
+    core = await Core.open(settings, clock=clock, migrate=False)
+    try:
+        assert await table_names(core.engine) == set()
+    finally:
+        await core.close()

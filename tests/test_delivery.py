@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from bot.db.models import DeliveryRow, TargetRow
@@ -333,20 +332,24 @@ async def test_target_gone_pauses_watches_keeps_papers_and_tells_once(core: Core
     assert len(sender.notices) == 1
     assert sender.notices[0][0].channel_id == CHANNEL
 
-    # later runs neither post nor tell the guild again; new papers are not matched meanwhile
+    # later runs neither post nor tell the guild again, even with new papers arriving
     clock.set(NEXT_DIGEST + timedelta(days=1))
+    await core.ingestor.ingest(load_feed(JUNE))
     await outbox.run_due_digests()
     await outbox.deliver_digest(target_id, scheduled=False)
+    await outbox.flush_instant()
     await outbox.recover()
-    await core.ingestor.ingest(load_feed(JUNE))
     assert len(sender.calls) == 2
     assert len(sender.notices) == 1
-    assert len(await rows(core)) == len(stored)
 
-    # resuming a watch brings the held papers back
+    # resuming a watch brings the held papers back, each posted once
     await core.watches.set_watch_paused(ADMIN, other.watch.id, False)
-    await outbox.deliver_digest(target_id, scheduled=False)
-    assert sorted(sender.posted_paper_ids()) == sorted(digest_order())
+    while (await outbox.deliver_digest(target_id, scheduled=False)).papers:  # `/digest now` past the cap
+        pass
+    posted = sender.posted_paper_ids()
+    assert len(posted) == len(set(posted))
+    assert set(posted) >= set(digest_order())
+    assert set(posted) == {r.paper_id for r in await rows(core)}
     assert {r.status for r in await rows(core)} == {"sent"}
 
 
@@ -400,11 +403,6 @@ async def test_instant_watch_posts_on_ingest_and_never_again(core: Core, clock: 
 # --- removed watches -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bot/services/watches.py remove_watch leaves the removed watch's pending deliveries; "
-    "DeliveryRepository.drop_for_watchless is never called, so a later watch's digest posts them",
-)
 async def test_papers_of_removed_watches_do_not_resurface(core: Core, clock: FakeClock) -> None:
     old = await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="video")
     clock.advance(minutes=1)
@@ -419,12 +417,6 @@ async def test_papers_of_removed_watches_do_not_resurface(core: Core, clock: Fak
     assert sender.posted_paper_ids() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bot/services/delivery.py _resend_claimed re-renders claimed rows from the current "
-    "paper data; when a re-ingest made them larger, one nonce is split over several messages and "
-    "Discord's enforce_nonce answers the later ones with the first, so their papers are never shown",
-)
 async def test_resend_after_papers_grew_still_shows_every_paper(core: Core, clock: FakeClock) -> None:
     await channel_with_matches(core, clock)
     sender = RecordingSender()
@@ -453,3 +445,71 @@ async def test_resend_after_papers_grew_still_shows_every_paper(core: Core, cloc
     await outbox.recover()
     await outbox.recover()
     assert sorted(sender.posted_paper_ids()) == sorted(digest_order())
+
+
+# --- what the footer says --------------------------------------------------------------------
+
+
+def footer_parts(embed: dict[str, object]) -> dict[str, str]:
+    """{"#7": "`distill*` → distillation", …} from a footer "matched #7 …; #9 …"."""
+    text = str(embed["footer"]["text"])  # type: ignore[index]
+    assert text.startswith("matched ")
+    parts = {}
+    for part in text.removeprefix("matched ").split("; "):
+        label, _, words = part.partition(" ")
+        parts[label] = words
+    return parts
+
+
+async def test_footer_names_each_watch_with_its_words(core: Core, clock: FakeClock) -> None:
+    diffusion = (await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="diffusion")).watch.id
+    clock.advance(minutes=1)
+    await core.ingestor.ingest(load_feed(HF_OVERLAP))
+    sender = RecordingSender()
+    clock.set(NEXT_DIGEST)
+    await deliverer(core, sender).run_due_digests()
+    embeds = [e for _, m, _, _ in sender.posted for e in m.embeds]
+    assert len(embeds) == len(expected_matches("diffusion", HF_OVERLAP))
+    for embed in embeds:
+        parts = footer_parts(embed)
+        assert list(parts) == [f"#{diffusion}"]
+        assert "`diffusion` → diffusion" in parts[f"#{diffusion}"]
+
+
+async def test_footer_credits_each_watch_only_with_its_own_words(core: Core, clock: FakeClock) -> None:
+    diffusion = (await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="diffusion")).watch.id
+    video = (await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="video")).watch.id
+    clock.advance(minutes=1)
+    await core.ingestor.ingest(load_feed(HF_OVERLAP))
+    both = set(expected_matches("diffusion", HF_OVERLAP)) & set(expected_matches("video", HF_OVERLAP))
+    assert both, "the fixture has papers about video diffusion"
+    sender = RecordingSender()
+    clock.set(NEXT_DIGEST)
+    await deliverer(core, sender).run_due_digests()
+    checked = 0
+    for _, message, _, _ in sender.posted:
+        for embed in message.embeds:
+            if str(embed["url"]).rsplit("/", 1)[1] not in both:
+                continue
+            parts = footer_parts(embed)
+            assert set(parts) == {f"#{diffusion}", f"#{video}"}
+            assert "`video`" not in parts[f"#{diffusion}"]
+            assert "`diffusion`" not in parts[f"#{video}"]
+            checked += 1
+    assert checked == len(both)
+
+
+async def test_resuming_after_the_bot_paused_a_channel_restarts_all_its_watches(
+    core: Core, clock: FakeClock
+) -> None:
+    first = (await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="diffusion")).watch.id
+    await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="video")
+    clock.advance(minutes=1)
+    await core.ingestor.ingest(load_feed(HF_OVERLAP))
+    sender = RecordingSender()
+    sender.fail_on[1] = TargetGone("the channel was deleted")
+    clock.set(NEXT_DIGEST)
+    await deliverer(core, sender).run_due_digests()
+    assert all(w.paused for w in await core.watches.list_watches(GUILD))
+    await core.watches.set_watch_paused(ADMIN, first, False)  # what the notice asks admins to do
+    assert [w.paused for w in await core.watches.list_watches(GUILD)] == [False, False]

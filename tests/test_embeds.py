@@ -11,7 +11,6 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -217,11 +216,6 @@ def test_blank_title_falls_back_to_the_id() -> None:
     assert render_one(sample_paper(title="   "))["title"] == "2411.00001"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bot/discord/embeds.py authors_line() returns '' for blank author names, so the "
-    "Authors field value is empty and Discord refuses the whole message (400), retried forever",
-)
 def test_blank_author_names_never_give_an_empty_field() -> None:
     value = authors_value(sample_paper(authors=("  ",)))
     assert value.strip()

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -269,11 +269,6 @@ class WatchRepository:
     async def count(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(WatchRow)) or 0)
 
-    async def set_paused_for_target(self, target_id: int, paused: bool) -> None:
-        await self.session.execute(
-            update(WatchRow).where(WatchRow.target_id == target_id).values(paused=paused)
-        )
-
     async def add_matches(self, counts: dict[int, int]) -> None:
         for watch_id, count in counts.items():
             await self.session.execute(
@@ -369,12 +364,6 @@ class DeliveryRepository:
             .values(status=DELIVERY_PENDING, nonce=None, claimed_at=None, last_error=error[:500])
         )
 
-    async def count_for_watch_since(self, since: datetime) -> int:
-        total = await self.session.scalar(
-            select(func.count()).select_from(DeliveryRow).where(DeliveryRow.created_at >= since)
-        )
-        return int(total or 0)
-
     async def pending_count(self, target_id: int) -> int:
         total = await self.session.scalar(
             select(func.count())
@@ -383,13 +372,20 @@ class DeliveryRepository:
         )
         return int(total or 0)
 
-    async def drop_for_watchless(self, target_id: int) -> None:
-        """Forget pending deliveries of a target none of whose watches remain."""
-        await self.session.execute(
-            delete(DeliveryRow).where(
-                DeliveryRow.target_id == target_id, DeliveryRow.status == DELIVERY_PENDING
-            )
-        )
+    async def forget_watch(self, target_id: int, watch_id: int) -> None:
+        """A watch is removed: drop pending deliveries only it matched, and its name from the rest."""
+        for row in await self.pending_for_target(target_id):
+            ids = list(row.watch_ids or [])
+            if watch_id not in ids:
+                continue
+            remaining = [w for w in ids if w != watch_id]
+            if not remaining:
+                await self.session.delete(row)
+                continue
+            row.watch_ids = remaining
+            row.watch_id = remaining[0]
+            row.matched_terms = [t for t in (row.matched_terms or []) if t and t[0] != str(watch_id)]
+        await self.session.flush()
 
 
 class FeedStateRepository:

@@ -23,6 +23,8 @@ EMBED_TOTAL_LIMIT = 6000
 EMBEDS_PER_MESSAGE = 10
 CONTENT_LIMIT = 2000
 SUMMARY_CHARS = 350
+AUTHORS_CHARS = 300
+FOOTER_CHARS = 400
 
 ZWSP = "\u200b"
 EMBED_COLOUR = 0xFFD21E
@@ -62,10 +64,10 @@ def cut(text: str, limit: int, *, ellipsis: str = "…") -> str:
 
 
 def authors_line(authors: tuple[str, ...]) -> str:
-    if not authors:
+    named = [name for name in (" ".join(a.split()) for a in authors) if name]
+    if not named:
         return "unknown"
-    names = ", ".join(authors[:3])
-    return names + (" et al." if len(authors) > 3 else "")
+    return ", ".join(named[:3]) + (" et al." if len(named) > 3 else "")
 
 
 def links_line(paper: Paper) -> str:
@@ -90,13 +92,15 @@ def footer_text(entry: DigestEntry) -> str:
         label = f"#{match.watch_id} " + (", ".join(words) if words else match.query)
         parts.append(label)
     text = "matched " + "; ".join(dict.fromkeys(parts)) if parts else "paperwatch"
-    return cut(plain_text(text), FOOTER_LIMIT)
+    return cut(plain_text(text), FOOTER_CHARS)
 
 
 def paper_embed(entry: DigestEntry, *, summary_chars: int = SUMMARY_CHARS) -> dict[str, object]:
     paper = entry.paper
     summary = paper.ai_summary or paper.abstract or ""
-    description = cut(escape_text(summary), min(summary_chars, DESCRIPTION_LIMIT))
+    description = (
+        cut(escape_text(summary), min(summary_chars, DESCRIPTION_LIMIT)) if summary_chars > 0 else ""
+    )
     embed: dict[str, object] = {
         "title": cut(escape_text(paper.title) or paper.arxiv_id, TITLE_LIMIT),
         "url": paper.url,
@@ -104,7 +108,7 @@ def paper_embed(entry: DigestEntry, *, summary_chars: int = SUMMARY_CHARS) -> di
         "fields": [
             {
                 "name": "Authors",
-                "value": cut(escape_text(authors_line(paper.authors)), FIELD_VALUE_LIMIT),
+                "value": cut(escape_text(authors_line(paper.authors)), AUTHORS_CHARS),
                 "inline": False,
             },
             {"name": "Upvotes", "value": f"▲ {paper.upvotes}", "inline": True},
@@ -169,6 +173,24 @@ def pack_messages(
     return [m for m in messages if m.embeds]
 
 
+def one_message(entries: list[DigestEntry]) -> OutgoingMessage:
+    """Entries that were claimed as one message, re-rendered as one message again.
+
+    A re-send must stay one message under its nonce, even if the papers' text grew since:
+    summaries are shortened until the embeds fit.
+    """
+    embeds: list[dict[str, object]] = []
+    for chars in (SUMMARY_CHARS, 200, 100, 0):
+        embeds = [paper_embed(entry, summary_chars=chars) for entry in entries[:EMBEDS_PER_MESSAGE]]
+        if sum(embed_size(embed) for embed in embeds) <= EMBED_TOTAL_LIMIT:
+            break
+    return OutgoingMessage(
+        content=None,
+        embeds=embeds,
+        delivery_ids=tuple(entry.delivery_id or 0 for entry in entries[:EMBEDS_PER_MESSAGE]),
+    )
+
+
 def render(digest: Digest, kind: str) -> list[OutgoingMessage]:
     """The renderer the delivery service uses: a digest, an instant post, or a re-send."""
     if not digest.entries:
@@ -176,7 +198,7 @@ def render(digest: Digest, kind: str) -> list[OutgoingMessage]:
     if kind == "instant":
         names = ", ".join(f"`{q.replace('`', 'ˋ')}` (#{w})" for w, q in digest.watches)
         header = cut(defuse_mentions(f"🔔 New for {names}"), CONTENT_LIMIT)
-        return pack_messages(digest.entries, header, overflow_line(digest))
+        return pack_messages(digest.entries, header, None)
     if kind == "resend":
-        return pack_messages(digest.entries, None, None)
+        return [one_message(digest.entries)]
     return pack_messages(digest.entries, defuse_mentions(header_line(digest)), overflow_line(digest))

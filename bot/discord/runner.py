@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import httpx
@@ -14,7 +15,7 @@ from bot.discord.client import Cooldown, PaperwatchClient, Services
 from bot.discord.embeds import render
 from bot.discord.endpoints import apply_endpoints
 from bot.discord.sender import DiscordSender
-from bot.services.clock import Clock
+from bot.services.clock import Clock, clock_from_env
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
 from bot.services.polling import FeedPoller, build_fetcher, build_http_client
@@ -113,10 +114,10 @@ class BotApp:
 
 
 def run_bot(settings: Settings) -> int:
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, clock=clock_from_env(os.environ)))
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, *, clock: Clock | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     token_filter = TokenFilter(settings.token.reveal())
     for handler in logging.getLogger().handlers:
@@ -126,7 +127,7 @@ async def serve(settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    app = BotApp(settings)
+    app = BotApp(settings, clock=clock)
     code = 0
     try:
         await app.start()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import TypeVar
+
+_T = TypeVar("_T", str, tuple[str, ...])
 
 HF = "hf"
 ARXIV = "arxiv"
@@ -95,12 +98,15 @@ class Paper:
         if other.arxiv_id != self.arxiv_id:
             raise ValueError(f"cannot merge {self.arxiv_id} with {other.arxiv_id}")
         newer_hf = HF in other.sources
+        # Hugging Face's text is clean UTF-8 and wins; otherwise the first text seen stays,
+        # so alternating polls of two sources do not flip a paper back and forth.
+        text_from_other = newer_hf or HF not in self.sources
         categories = self.categories + tuple(c for c in other.categories if c not in self.categories)
         return replace(
             self,
-            title=other.title or self.title,
-            abstract=other.abstract or self.abstract,
-            authors=other.authors or self.authors,
+            title=_prefer(other.title, self.title, text_from_other),
+            abstract=_prefer(other.abstract, self.abstract, text_from_other),
+            authors=_prefer(other.authors, self.authors, text_from_other),
             published_at=_earliest(self.published_at, other.published_at),
             sources=self.sources | other.sources,
             categories=categories,
@@ -114,6 +120,11 @@ class Paper:
             announce_type=other.announce_type or self.announce_type,
             version=max(v for v in (self.version, other.version, 0) if v is not None) or None,
         )
+
+
+def _prefer(theirs: _T, mine: _T, theirs_first: bool) -> _T:
+    """The preferred non-empty value of two."""
+    return (theirs or mine) if theirs_first else (mine or theirs)
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -284,7 +284,6 @@ class Deliverer:
                 return
             await DeliveryRepository(session).release(unsent, reason)
             target.paused_reason = reason
-            await WatchRepository(session).set_paused_for_target(target.id, True)
             notify = not target.paused_notice_sent
             target.paused_notice_sent = True
         if notify and destination.kind == TARGET_CHANNEL:
@@ -305,13 +304,17 @@ class Deliverer:
             paper = papers.get(row.paper_id)
             if paper is None:
                 continue
-            words = tuple((str(a), str(b)) for a, b in (row.matched_terms or []))
             matches = tuple(
-                Match(watch_id=w, query=queries.get(w, "(removed watch)"), words=words)
+                Match(watch_id=w, query=queries.get(w, "(removed watch)"), words=_words_of(row, w))
                 for w in (row.watch_ids or [])
             )
             entries.append(DigestEntry(paper=paper, matches=matches, delivery_id=row.id))
         return compose_digest(entries, cap)
+
+
+def _words_of(row: DeliveryRow, watch_id: int) -> tuple[tuple[str, str], ...]:
+    """The (query term, paper word) pairs one watch matched, from `[watch id, term, word]` rows."""
+    return tuple((term, word) for owner, term, word in (row.matched_terms or []) if owner == str(watch_id))
 
 
 async def _has_watches(session: AsyncSession, target: TargetRow) -> bool:

@@ -100,7 +100,7 @@ class WatchMatcher:
                 counts[watch.id] = counts.get(watch.id, 0) + 1
                 query = self.parse(watch.query)
                 if query is not None:
-                    words.extend([term, word] for term, word in explain(query, paper))
+                    words.extend([str(watch.id), term, word] for term, word in explain(query, paper))
             rows.append(
                 {
                     "target_id": target_id,
@@ -135,7 +135,7 @@ def _unique(pairs: list[list[str]]) -> list[list[str]]:
         if key not in seen:
             seen.add(key)
             out.append(pair)
-    return out[:10]
+    return out[:20]
 
 
 def lookback_start(now: datetime, hours: float) -> datetime:

@@ -27,7 +27,13 @@ from bot.db.models import (
     TargetRow,
     WatchRow,
 )
-from bot.db.repo import PaperRepository, TargetRepository, WatchRepository, paper_from_row
+from bot.db.repo import (
+    DeliveryRepository,
+    PaperRepository,
+    TargetRepository,
+    WatchRepository,
+    paper_from_row,
+)
 from bot.domain.paper import Paper, normalize_arxiv_id
 from bot.domain.query import ParseError, Query, parse_query
 from bot.domain.schedule import Schedule, ScheduleError, parse_time, parse_timezone, parse_weekdays
@@ -113,7 +119,7 @@ def _view(watch: WatchRow, target: TargetRow) -> WatchView:
         query=watch.query,
         mode=watch.mode,
         min_upvotes=watch.min_upvotes,
-        paused=watch.paused,
+        paused=watch.paused or bool(target.paused_reason),
         match_count=watch.match_count,
         channel_id=target.channel_id,
         user_id=target.user_id,
@@ -225,7 +231,6 @@ class WatchService:
             if target.paused_reason:
                 target.paused_reason = None
                 target.paused_notice_sent = False
-                await watches.set_paused_for_target(target.id, False)
             row = WatchRow(
                 target_id=target.id,
                 query=str(parsed.source),
@@ -290,6 +295,7 @@ class WatchService:
         async with self.sessions.begin() as session:
             row, target = await self._own_watch(session, caller, watch_id)
             view = _view(row, target)
+            await DeliveryRepository(session).forget_watch(target.id, row.id)
             await session.delete(row)
             await session.flush()
             if not await WatchRepository(session).count_for_target(target.id):
@@ -348,7 +354,6 @@ class WatchService:
                 min_upvotes=floor,
                 created_by=caller.user_id,
                 created_at=now,
-                paused=bool(target.paused_reason),
             )
             session.add(row)
             await session.flush()
@@ -376,6 +381,7 @@ class WatchService:
         async with self.sessions.begin() as session:
             row, target = await self._own_alert(session, user_id, alert_id)
             view = _view(row, target)
+            await DeliveryRepository(session).forget_watch(target.id, row.id)
             await session.delete(row)
             return view
 
@@ -407,7 +413,6 @@ class WatchService:
             target.paused_reason = None
             target.paused_notice_sent = False
             watches = WatchRepository(session)
-            await watches.set_paused_for_target(target.id, False)
             if target.next_digest_at is None:
                 target.next_digest_at = self._next_digest(target)
             return await watches.count_for_target(target.id)
