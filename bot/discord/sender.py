@@ -9,7 +9,14 @@ import discord
 from discord.http import Route
 
 from bot.db.models import TARGET_USER
-from bot.services.delivery import Destination, OutgoingMessage, Sender, SendError, TargetGone
+from bot.services.delivery import (
+    Destination,
+    MessageRejected,
+    OutgoingMessage,
+    Sender,
+    SendError,
+    TargetGone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class DiscordSender(Sender):
         except discord.RateLimited as exc:
             raise SendError(f"rate limited for {exc.retry_after:.0f}s") from None
         except discord.HTTPException as exc:
+            if exc.status == 400:
+                raise MessageRejected(f"Discord refused the message: {exc.text[:200]}") from None
             raise SendError(f"Discord answered HTTP {exc.status}") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise SendError(f"network error: {type(exc).__name__}") from None

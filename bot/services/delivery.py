@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import (
     DELIVERY_CLAIMED,
+    DELIVERY_FAILED,
     MODE_INSTANT,
     TARGET_CHANNEL,
     DeliveryRow,
@@ -38,6 +39,10 @@ NONCE_MAX = 25
 
 class SendError(Exception):
     """Sending failed in a way that may succeed later (rate limit, 5xx, network)."""
+
+
+class MessageRejected(Exception):  # noqa: N818 - names what Discord did
+    """Discord refused the message itself (HTTP 400): sending it again cannot succeed."""
 
 
 class TargetGone(Exception):  # noqa: N818 - names what happened to the target
@@ -258,6 +263,11 @@ class Deliverer:
                 report.paused = True
                 report.errors.append(gone.reason)
                 return
+            except MessageRejected as exc:
+                log.error("Discord refused a message for target %s: %s", destination.target_id, exc)
+                await self._fail(list(message.delivery_ids), str(exc))
+                report.errors.append(str(exc))
+                continue
             except SendError as exc:
                 log.warning("sending to target %s failed, will retry: %s", destination.target_id, exc)
                 await self._note_error([d for m, _ in messages[index:] for d in m.delivery_ids], str(exc))
@@ -270,6 +280,14 @@ class Deliverer:
                 )
             report.messages += 1
             report.papers += len(message.delivery_ids)
+
+    async def _fail(self, ids: list[int], error: str) -> None:
+        """Set aside deliveries whose message Discord refuses; they stay stored, marked failed."""
+        async with self.sessions.begin() as session:
+            rows = await session.scalars(select(DeliveryRow).where(DeliveryRow.id.in_(ids)))
+            for row in rows:
+                row.status = DELIVERY_FAILED
+                row.last_error = error[:500]
 
     async def _note_error(self, ids: list[int], error: str) -> None:
         async with self.sessions.begin() as session:

@@ -208,3 +208,18 @@ async def test_restart_after_a_missed_digest_posts_it_once(world: World) -> None
     await world.start_bot()
     await settle()
     assert len(embed_urls(world.posts())) == 10
+
+
+async def test_a_message_discord_refuses_is_set_aside_not_retried_forever(world: World) -> None:
+    world.feeds.days["2025-03-17"] = load_hf_day("2025-09-30")
+    await world.start_bot()
+    await polled(world)
+    await world.command("watch add", query="upvotes>=0")
+    world.fake.fail_next("POST", MESSAGES, 400, code=50035, message="Invalid Form Body")
+    record = await world.command("digest now")
+    await world.wait(lambda: "Posted" in reply_text(record))
+    await settle()
+    attempts = world.fake.requests_matching("POST", MESSAGES)
+    assert [r.status for r in attempts].count(400) == 1
+    assert len(attempts) == 3  # the refused first message is not sent again; the other two are
+    assert len(embed_urls(world.posts())) == 15
