@@ -78,7 +78,7 @@ class World:
         self.app = BotApp(self.settings(), clock=self.clock)
         await self.app.start()
         await self.app.wait_ready()
-        await self.fake.wait_for(lambda: bool(self.fake.commands()), timeout=5)
+        await self.fake.wait_for(lambda: bool(self.fake.command_syncs), timeout=5)
         return self.app
 
     async def stop_bot(self) -> None:
