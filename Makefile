@@ -39,7 +39,7 @@ soak: install
 	$(BIN)/python -m bench.soak
 
 demo: install
-	@for q in '"knowledge distillation" OR distill*' 'diffusion -video' 'author:"yann lecun" OR category:cs.CL upvotes>=20' 'agent* benchmark'; do \
+	@for q in '"knowledge distillation" OR distill*' 'diffusion -video' 'upvotes>=30 (video OR reasoning)' 'agent* benchmark'; do \
 		echo; echo "=== paperwatch preview --query '$$q' ==="; \
 		$(BIN)/paperwatch preview --query "$$q" --feed tests/fixtures/feeds/hf_daily/2025-10-03.json || exit $$?; \
 	done
