@@ -31,6 +31,8 @@ class WatchMatcher:
         self.lookback = timedelta(hours=lookback_hours)
         self.query_length = query_length
         self._parsed: dict[str, Query | None] = {}
+        self._compiled_for: list[tuple[int, Query, int | None]] = []
+        self._compiled_set: WatchSet | None = None
 
     def parse(self, text: str) -> Query | None:
         """A stored query, parsed once per process; None if it no longer parses."""
@@ -41,6 +43,13 @@ class WatchMatcher:
                 log.warning("stored watch query no longer parses (%s); it is skipped", exc)
                 self._parsed[text] = None
         return self._parsed[text]
+
+    def _compiled(self, entries: list[tuple[int, Query, int | None]]) -> WatchSet:
+        """The compiled watches, rebuilt only when the set of active watches changed."""
+        if self._compiled_set is None or entries != self._compiled_for:
+            self._compiled_set = WatchSet.build(entries)
+            self._compiled_for = entries
+        return self._compiled_set
 
     def eligible(self, watch: WatchRow, paper: Paper) -> bool:
         """A watch takes part from its creation; a digest watch also looks back `lookback_hours`."""
@@ -75,7 +84,7 @@ class WatchMatcher:
             entries.append((watch.id, query, watch.min_upvotes))
             watches[watch.id] = (watch, target)
         batch = PaperBatch.build(papers)
-        bitmaps = WatchSet.build(entries).match(batch)
+        bitmaps = self._compiled(entries).match(batch)
         hits: dict[tuple[int, str], list[WatchRow]] = {}
         for watch_id, bits in bitmaps.items():
             watch, target = watches[watch_id]
