@@ -7,6 +7,8 @@ America/New_York moves to EDT on 2025-03-09 at 02:00 and back to EST on 2025-11-
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -223,3 +225,31 @@ def test_timezone_suggestions() -> None:
     assert timezone_suggestions("zzzz-no-such") == []
     for name in timezone_suggestions("a"):
         assert parse_timezone(name) == name  # every suggestion is accepted back
+
+
+@pytest.mark.parametrize(
+    ("parse", "raw", "spelled"),
+    [
+        (parse_time, "09:00\u202e", "09:00U+202E"),
+        (parse_time, "\x1b[2J", "U+001B[2J"),
+        (parse_timezone, "Europe/Paris\u200b", "Europe/ParisU+200B"),
+        (parse_weekdays, "mon-fri\x00", "friU+0000"),
+        (parse_timezone, "a`b", "a'b"),
+    ],
+)
+def test_refusals_spell_out_invisible_characters(
+    parse: Callable[[str], object], raw: str, spelled: str
+) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse(raw)
+    message = str(caught.value)
+    assert spelled in message
+    assert not any(unicodedata.category(c)[0] == "C" for c in message)
+    assert message.count("`") == 2
+
+
+def test_a_long_refusal_quote_is_cut() -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse_timezone("x" * 500)
+    assert "x" * 64 + "…" in str(caught.value)
+    assert "x" * 65 not in str(caught.value)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -270,12 +271,18 @@ class WatchRepository:
         return int(await self.session.scalar(select(func.count()).select_from(WatchRow)) or 0)
 
     async def add_matches(self, counts: dict[int, int]) -> None:
-        for watch_id, count in counts.items():
-            await self.session.execute(
-                update(WatchRow)
-                .where(WatchRow.id == watch_id)
-                .values(match_count=WatchRow.match_count + count)
-            )
+        """Add to each watch's match count, in one statement run for all of them."""
+        if not counts:
+            return
+        table = cast(Table, WatchRow.__table__)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("watch_id"))
+            .values(match_count=table.c.match_count + bindparam("added"))
+        )
+        await self.session.execute(
+            stmt, [{"watch_id": watch_id, "added": count} for watch_id, count in counts.items()]
+        )
 
 
 class DeliveryRepository:

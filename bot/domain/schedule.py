@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -23,6 +24,17 @@ _ALIASES = {
 
 class ScheduleError(ValueError):
     """A time, timezone or weekday list that cannot be used; the message says why."""
+
+
+def shown(text: str, limit: int = 64) -> str:
+    """`text` as a refusal may quote it: invisible and control characters spelled U+XXXX."""
+    out: list[str] = []
+    for char in text[:limit]:
+        if unicodedata.category(char)[0] in "CZ" and char != " ":
+            out.append(f"U+{ord(char):04X}")
+        else:
+            out.append("'" if char == "`" else char)
+    return "".join(out) + ("…" if len(text) > limit else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +71,10 @@ class Schedule:
 def parse_time(text: str) -> time:
     found = _TIME.match(text)
     if not found:
-        raise ScheduleError(f"`{text}` is not a time of day; use HH:MM, 24-hour (e.g. 09:00)")
+        raise ScheduleError(f"`{shown(text)}` is not a time of day; use HH:MM, 24-hour (e.g. 09:00)")
     hour, minute = int(found.group(1)), int(found.group(2) or 0)
     if hour > 23 or minute > 59:
-        raise ScheduleError(f"`{text}` is not a time of day; use HH:MM, 24-hour (e.g. 09:00)")
+        raise ScheduleError(f"`{shown(text)}` is not a time of day; use HH:MM, 24-hour (e.g. 09:00)")
     return time(hour, minute)
 
 
@@ -72,9 +84,9 @@ def parse_timezone(text: str) -> str:
         return "UTC"
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ScheduleError(
-            f"`{name[:64]}` is not a known IANA timezone (e.g. Europe/Paris, America/New_York)"
+            f"`{shown(name)}` is not a known IANA timezone (e.g. Europe/Paris, America/New_York)"
         ) from None
     return name
 
@@ -113,7 +125,7 @@ def _day_index(name: str) -> int:
     for index, full in enumerate(_FULL_NAMES):
         if len(name) >= 3 and full.startswith(name):
             return index
-    raise ScheduleError(f"`{name[:20]}` is not a weekday; use mon, tue, wed, thu, fri, sat, sun")
+    raise ScheduleError(f"`{shown(name, 20)}` is not a weekday; use mon, tue, wed, thu, fri, sat, sun")
 
 
 def format_weekdays(mask: int) -> str:

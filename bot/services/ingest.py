@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.repo import PaperRepository
@@ -13,6 +14,10 @@ from bot.services.clock import Clock
 from bot.services.matching import WatchMatcher
 
 log = logging.getLogger(__name__)
+
+# Another process (the `paperwatch fetch` CLI, a second worker) may store the same new paper
+# between our read and our insert; the transaction is then run again and merges with its row.
+WRITE_ATTEMPTS = 4
 
 
 @dataclass(slots=True)
@@ -58,12 +63,27 @@ class Ingestor:
             log.warning("skipped feed entry %s: %s", entry.entry_id, entry.reason)
         if not result.papers:
             return summary
-        async with self.sessions.begin() as session:
-            outcome = await PaperRepository(session).upsert(result.papers, self.clock.now())
-            report = await self.matcher.record(session, outcome.new + outcome.changed)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                async with self.sessions.begin() as session:
+                    outcome = await PaperRepository(session).upsert(result.papers, self.clock.now())
+                    report = await self.matcher.record(session, outcome.new + outcome.changed)
+                break
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == WRITE_ATTEMPTS or not _is_write_conflict(exc):
+                    raise
+                log.info("another writer stored the same papers; storing again (attempt %d)", attempt + 1)
         summary.new = len(outcome.new)
         summary.updated = len(outcome.changed)
         summary.unchanged = outcome.unchanged
         summary.deliveries = report.deliveries
         summary.instant_targets = report.instant_targets
         return summary
+
+
+def _is_write_conflict(exc: IntegrityError | OperationalError) -> bool:
+    """A unique key taken by a concurrent writer, or a lock it held past the busy timeout."""
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -101,8 +102,16 @@ class FeedPoller:
         except ValueError as exc:
             error = f"bad feed settings: {exc}"
         else:
-            summary = await self.ingestor.ingest(result)
-            error = result.error
+            try:
+                summary = await self.ingestor.ingest(result)
+            except SQLAlchemyError as exc:
+                # Nothing of this batch was stored and the validators are kept, so the next
+                # poll fetches the same papers again.
+                log.exception("storing the papers of %s failed", key)
+                error = f"storing papers failed: {type(exc).__name__}"
+                new_validators = None
+            else:
+                error = result.error
         now = self.clock.now()
         async with self.sessions.begin() as session:
             state = await FeedStateRepository(session).get(key, source)

@@ -216,16 +216,6 @@ async def test_db_upgrade_on_a_populated_database_keeps_every_row(world: World) 
 # --- two writers storing the same new paper at the same moment -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: bot/db/repo.py:83-114 PaperRepository.upsert reads the ids, then INSERTs the ones it "
-        "did not see; a second process (the CLI) inserting the same new paper in between makes the "
-        "flush fail with IntegrityError (UNIQUE papers.arxiv_id), and bot/services/polling.py:104 "
-        "lets it escape _poll: the whole batch is dropped, feed_state is not updated, the instant "
-        "posts wait for the next poll"
-    ),
-)
 async def test_bot_and_cli_storing_the_same_new_papers_at_once(world: World) -> None:
     """The interleaving the CLI test above can only hit by chance, made certain with a lock.
 
