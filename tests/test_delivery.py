@@ -284,6 +284,32 @@ async def test_send_error_keeps_rows_claimed_and_recover_resends_with_the_same_n
     assert len(sender.calls) == calls_after
 
 
+async def test_lost_messages_are_resent_with_their_header_and_overflow_lines(
+    make_core: MakeCore, clock: FakeClock
+) -> None:
+    order = digest_order()
+    cap = len(order) - 2
+    assert cap > 10  # two messages: the header on the first, "and 2 more" on the last
+    core = await make_core(PAPERWATCH_DIGEST__MAX_PAPERS=str(cap))
+    await channel_with_matches(core, clock)
+    sender = RecordingSender()
+    sender.fail_on[1] = SendError("Discord answered HTTP 503")
+    clock.set(NEXT_DIGEST)
+    await deliverer(core, sender).run_due_digests()
+    assert len(sender.calls) == 1 and not sender.posted
+    header = sender.calls[0][1].content
+    assert header and str(cap) in header
+
+    # nothing was made; after a restart both claimed messages go out with their text lines
+    await deliverer(core, sender).recover()
+    contents = [m.content for _, m, _, _ in sender.posted]
+    assert len(contents) == 2
+    assert contents[0] == header
+    assert contents[1] is not None and "and 2 more" in contents[1]
+    assert sender.posted_paper_ids() == order[:cap]
+    assert all(r.claimed_content is None for r in await rows(core))
+
+
 async def test_crash_between_send_and_record_does_not_post_twice(
     make_core: MakeCore, clock: FakeClock
 ) -> None:

@@ -170,6 +170,8 @@ class DeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_content: Mapped[str | None] = mapped_column(Text)
+    """The text line (header, "and N more") of the claimed message, on its first delivery."""
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

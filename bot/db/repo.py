@@ -360,7 +360,13 @@ class DeliveryRepository:
         await self.session.execute(
             update(DeliveryRow)
             .where(DeliveryRow.id.in_(list(ids)))
-            .values(status=DELIVERY_SENT, message_id=message_id, sent_at=now, last_error=None)
+            .values(
+                status=DELIVERY_SENT,
+                message_id=message_id,
+                sent_at=now,
+                last_error=None,
+                claimed_content=None,
+            )
         )
 
     async def release(self, ids: Sequence[int], error: str) -> None:
@@ -368,7 +374,13 @@ class DeliveryRepository:
         await self.session.execute(
             update(DeliveryRow)
             .where(DeliveryRow.id.in_(list(ids)))
-            .values(status=DELIVERY_PENDING, nonce=None, claimed_at=None, last_error=error[:500])
+            .values(
+                status=DELIVERY_PENDING,
+                nonce=None,
+                claimed_at=None,
+                claimed_content=None,
+                last_error=error[:500],
+            )
         )
 
     async def pending_count(self, target_id: int) -> int:

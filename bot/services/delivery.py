@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -225,6 +225,7 @@ class Deliverer:
                     row.nonce = nonce
                     row.claimed_at = now
                     row.attempts += 1
+                by_id[first].claimed_content = message.content
                 messages.append((message, nonce))
             destination = destination_of(target)
         await self._send_all(destination, messages, report)
@@ -243,8 +244,9 @@ class Deliverer:
             messages: list[tuple[OutgoingMessage, str]] = []
             for nonce, group in sorted(groups.items(), key=lambda item: item[1][0].id):
                 digest = await self._compose(session, group, len(group))
+                content = next((row.claimed_content for row in group if row.claimed_content), None)
                 for message in self.renderer(digest, "resend"):
-                    messages.append((message, nonce))
+                    messages.append((replace(message, content=content), nonce))
             destination = destination_of(target)
         await self._send_all(destination, messages, report)
 
@@ -287,6 +289,7 @@ class Deliverer:
             rows = await session.scalars(select(DeliveryRow).where(DeliveryRow.id.in_(ids)))
             for row in rows:
                 row.status = DELIVERY_FAILED
+                row.claimed_content = None
                 row.last_error = error[:500]
 
     async def _note_error(self, ids: list[int], error: str) -> None:

@@ -319,11 +319,6 @@ async def test_sigterm_during_a_digest_send_exits_cleanly_and_nothing_doubles(wo
         assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bot/discord/embeds.py render(kind='resend') -> one_message() sends content=None, so a "
-    "digest whose first message was lost in a crash is re-sent without its header line (SPEC §3)",
-)
 async def test_a_digest_whose_first_message_was_lost_is_resent_with_its_header(world: CrashWorld) -> None:
     entries = load_hf_day("2025-07-15")  # 10 papers: one message
     expected = {paper_url(e) for e in entries}
