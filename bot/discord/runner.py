@@ -96,12 +96,18 @@ class BotApp:
         """Stop polling, let a send under way finish, close Discord, HTTP and the database."""
         log.info("shutting down")
         if self.timetable is not None:
-            self.timetable.shutdown()
-        if self.client is not None:
-            if self.deliverer is not None:
-                async with self.deliverer.idle():
+            self.timetable.pause()
+        if self.deliverer is not None:
+            # the send under way finishes and is recorded; then no other starts
+            async with self.deliverer.idle():
+                if self.timetable is not None:
+                    self.timetable.shutdown()
+                if self.client is not None:
                     await self.client.close()
-            else:
+        else:
+            if self.timetable is not None:
+                self.timetable.shutdown()
+            if self.client is not None:
                 await self.client.close()
         if self.task is not None:
             self.task.cancel()

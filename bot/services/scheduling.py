@@ -69,7 +69,13 @@ class Timetable:
             misfire_grace_time=None,
         )
 
+    def pause(self) -> None:
+        """Start no new job; the ones running go on."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+
     def shutdown(self) -> None:
+        """Stop the scheduler; a job still running is cancelled (an unconfirmed send stays claimed)."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
