@@ -75,7 +75,7 @@ def _bits_of(indexes: Iterable[int]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _PaperWords:
+class PaperWords:
     """A paper's text as the query language sees it."""
 
     title: tuple[str, ...]
@@ -97,11 +97,17 @@ class _PaperWords:
             yield self.abstract
 
 
-@lru_cache(maxsize=4096)
-def _paper_words(paper: Paper) -> _PaperWords:
+@lru_cache(maxsize=256)
+def _paper_words(paper: Paper) -> PaperWords:
+    """The words of a recently seen paper; kept small, as a paper's words weigh tens of kilobytes."""
+    return paper_words(paper)
+
+
+def paper_words(paper: Paper) -> PaperWords:
+    """The words, stems and categories of `paper`, as matching reads them."""
     title = tuple(words(paper.title))
     abstract = tuple(words(paper.abstract))
-    return _PaperWords(
+    return PaperWords(
         title=title,
         abstract=abstract,
         title_stems=frozenset(stem(w) for w in title),
@@ -134,7 +140,7 @@ def _category_matches(leaf: Category, category: str) -> bool:
     return category.startswith(leaf.value) if leaf.is_prefix else category == leaf.value
 
 
-def _leaf_matches(leaf: Leaf, paper: _PaperWords) -> bool:
+def _leaf_matches(leaf: Leaf, paper: PaperWords) -> bool:
     if isinstance(leaf, Upvotes):
         return leaf.accepts(paper.upvotes)
     if isinstance(leaf, Category):
@@ -147,7 +153,7 @@ def _leaf_matches(leaf: Leaf, paper: _PaperWords) -> bool:
     return any(_in_sequence(leaf, sequence) for sequence in paper.field_words(leaf.field))
 
 
-def _node_matches(node: Node, paper: _PaperWords) -> bool:
+def _node_matches(node: Node, paper: PaperWords) -> bool:
     if isinstance(node, And):
         return all(_node_matches(child, paper) for child in node.children)
     if isinstance(node, Or):
@@ -164,13 +170,14 @@ def matches(query: Query, paper: Paper, min_upvotes: int | None = None) -> bool:
     return _node_matches(query.root, _paper_words(paper))
 
 
-def explain(query: Query, paper: Paper) -> list[tuple[str, str]]:
+def explain(query: Query, paper: Paper, text: PaperWords | None = None) -> list[tuple[str, str]]:
     """Why `paper` matches: for each matching positive leaf, its text and the paper's words.
 
     For example `[("distill*", "distillation"), ('"knowledge distillation"',
-    "knowledge distillation")]`, shown as "matched `distill*` → distillation".
+    "knowledge distillation")]`, shown as "matched `distill*` → distillation". A caller
+    explaining many matches of a batch passes each paper's `paper_words` once computed.
     """
-    text = _paper_words(paper)
+    text = text or _paper_words(paper)
     found: list[tuple[str, str]] = []
     for leaf in positive_terms(query):
         if not _leaf_matches(leaf, text):
@@ -183,7 +190,7 @@ def _distinct(items: Iterable[str]) -> str:
     return ", ".join(dict.fromkeys(items))
 
 
-def _matched_text(leaf: Leaf, paper: Paper, text: _PaperWords) -> str:
+def _matched_text(leaf: Leaf, paper: Paper, text: PaperWords) -> str:
     if isinstance(leaf, Upvotes):
         return f"{paper.upvotes} upvotes"
     if isinstance(leaf, Category):

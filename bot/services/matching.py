@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import MODE_INSTANT, TargetRow, WatchRow
 from bot.db.repo import DeliveryRepository, WatchRepository
-from bot.domain.matcher import PaperBatch, WatchSet, explain, iter_bits
+from bot.domain.matcher import PaperBatch, PaperWords, WatchSet, explain, iter_bits, paper_words
 from bot.domain.paper import Paper
 from bot.domain.query import ParseError, Query, parse_query
 
@@ -97,19 +97,21 @@ class WatchMatcher:
         deliveries = DeliveryRepository(session)
         done = await deliveries.existing_pairs({t for t, _ in hits}, {p for _, p in hits})
         by_id = {paper.arxiv_id: paper for paper in papers}
+        texts: dict[str, PaperWords] = {}  # each paper's words, computed once for this batch
         rows: list[dict[str, object]] = []
         counts: dict[int, int] = {}
         for (target_id, paper_id), matched in hits.items():
             if (target_id, paper_id) in done:
                 continue
             paper = by_id[paper_id]
+            text = texts.get(paper_id) or texts.setdefault(paper_id, paper_words(paper))
             instant = any(w.mode == MODE_INSTANT for w in matched)
             words: list[list[str]] = []
             for watch in matched:
                 counts[watch.id] = counts.get(watch.id, 0) + 1
                 query = self.parse(watch.query)
                 if query is not None:
-                    words.extend([str(watch.id), term, word] for term, word in explain(query, paper))
+                    words.extend([str(watch.id), term, word] for term, word in explain(query, paper, text))
             rows.append(
                 {
                     "target_id": target_id,
