@@ -83,6 +83,8 @@ class WatchMatcher:
                 continue
             entries.append((watch.id, query, watch.min_upvotes))
             watches[watch.id] = (watch, target)
+        if len(self._parsed) > 2 * len(active) + 1024:  # forget the queries of removed watches
+            self._parsed = {w.query: self._parsed[w.query] for w, _ in active if w.query in self._parsed}
         batch = PaperBatch.build(papers)
         bitmaps = self._compiled(entries).match(batch)
         hits: dict[tuple[int, str], list[WatchRow]] = {}
