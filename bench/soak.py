@@ -25,7 +25,7 @@ Also reported: open file descriptors and threads, CPU use, instant-post latency,
 punctuality, how fast a `/digest show` probe is answered under load, the bot's log warnings
 and errors, and the wall time. Results go to bench/results/soak.json; exit status 2 when the
 soak could not run to the end (set-up failed, the bot died, or `--timeout` passed).
-The bot's asyncio tasks cannot be counted from outside its process; they are reported n/a.
+The bot logs its asyncio task count when it starts and ends its shutdown; both are reported.
 
 Investigating: `--keep-log FILE` keeps the bot's log, `--profile FILE` runs the bot under
 cProfile (much slower, so expect the bot to fall behind).
@@ -476,6 +476,17 @@ def last_occurrence(moment: datetime, at: str, timezone: str) -> datetime:
     return candidate.astimezone(UTC)
 
 
+def tasks_from_log(path: Path) -> dict[str, int | None]:
+    """The asyncio task counts the bot logs when it starts and ends its shutdown."""
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    at_stop = re.findall(r"shutting down with (\d+) asyncio tasks open", text)
+    after = re.findall(r"stopped; (\d+) other asyncio tasks still open", text)
+    return {
+        "at_end": int(at_stop[-1]) if at_stop else None,
+        "left_after_stop": int(after[-1]) if after else None,
+    }
+
+
 def log_summary(path: Path) -> dict[str, Any]:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -753,7 +764,7 @@ async def soak(args: argparse.Namespace, report: dict[str, Any]) -> int:
             "threads_end": final[3] if final else None,
             "rss_end_mb": round(final[1] / 2**20, 1) if final else None,
             "cpu_seconds": round(final[4], 1) if final else None,
-            "asyncio_tasks": "n/a (external process; the bot logs no task count)",
+            "asyncio_tasks": tasks_from_log(bot.log_path),
             "per_day": windows,
             "sample_interval_s": args.sample_interval,
         }
@@ -878,11 +889,12 @@ def show(report: dict[str, Any]) -> None:
         f"duplicates {deliveries.get('duplicates')}, missing {deliveries.get('missing')}, "
         f"unexpected {deliveries.get('unexpected')} ({report.get('messages')} messages)"
     )
+    tasks = resources.get("asyncio_tasks") or {}
     print(
         f"RSS peak: day 1 {resources.get('rss_day1_peak_mb')} MB, day {days} "
         f"{resources.get(f'rss_day{days}_peak_mb')} MB ({resources.get('rss_growth_pct')} %); "
         f"open fds at end {resources.get('open_fds_end')}, threads {resources.get('threads_end')}; "
-        f"asyncio tasks {resources.get('asyncio_tasks')}"
+        f"asyncio tasks at the end {tasks.get('at_end')}, left after shutdown {tasks.get('left_after_stop')}"
     )
     if timing:
         print(

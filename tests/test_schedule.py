@@ -7,6 +7,7 @@ America/New_York moves to EDT on 2025-03-09 at 02:00 and back to EST on 2025-11-
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -23,6 +24,7 @@ from bot.domain.schedule import (
     parse_weekdays,
     timezone_suggestions,
 )
+from bot.services.scheduling import SKIPPED_RUNS
 
 MON, TUE, WED, THU, FRI, SAT, SUN = (1 << i for i in range(7))
 
@@ -253,3 +255,19 @@ def test_a_long_refusal_quote_is_cut() -> None:
         parse_timezone("x" * 500)
     assert "x" * 64 + "…" in str(caught.value)
     assert "x" * 65 not in str(caught.value)
+
+
+def test_a_run_skipped_because_the_last_is_still_going_is_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    scheduler_log.addFilter(SKIPPED_RUNS)
+    try:
+        with caplog.at_level(logging.INFO, logger="apscheduler"):
+            scheduler_log.warning(
+                'Execution of job "Timetable.check" skipped: maximum number of running instances reached (1)'
+            )
+            scheduler_log.warning('Run time of job "Timetable.check" was missed by 0:00:05')
+    finally:
+        scheduler_log.removeFilter(SKIPPED_RUNS)
+    assert [r.getMessage()[:20] for r in caplog.records] == ['Run time of job "Tim']

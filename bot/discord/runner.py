@@ -94,7 +94,7 @@ class BotApp:
 
     async def stop(self) -> None:
         """Stop polling, let a send under way finish, close Discord, HTTP and the database."""
-        log.info("shutting down")
+        log.info("shutting down with %d asyncio tasks open", len(asyncio.all_tasks()))
         if self.timetable is not None:
             self.timetable.pause()
         if self.deliverer is not None:
@@ -117,6 +117,7 @@ class BotApp:
             await self.http.aclose()
         if self.core is not None:
             await self.core.close()
+        log.info("stopped; %d other asyncio tasks still open", len(asyncio.all_tasks()) - 1)
 
 
 def run_bot(settings: Settings) -> int:

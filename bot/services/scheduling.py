@@ -22,6 +22,23 @@ from bot.services.polling import FeedPoller
 log = logging.getLogger(__name__)
 
 
+class SkippedRunFilter(logging.Filter):
+    """APScheduler warns each time a job is still running when its next run comes.
+
+    Every job here runs one at a time by design (a long digest round simply delays the next
+    check), so that notice is logged at DEBUG instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" not in record.getMessage():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+SKIPPED_RUNS = SkippedRunFilter()
+
+
 class Timetable:
     def __init__(
         self,
@@ -36,6 +53,7 @@ class Timetable:
         self.deliverer = deliverer
         self.check_interval = check_interval or settings.digest.check_interval
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        logging.getLogger("apscheduler.scheduler").addFilter(SKIPPED_RUNS)
 
     def start(self) -> None:
         feeds = self.settings.feeds
