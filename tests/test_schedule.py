@@ -7,14 +7,17 @@ America/New_York moves to EDT on 2025-03-09 at 02:00 and back to EST on 2025-11-
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.config import Settings
 from bot.domain.schedule import (
     ALL_DAYS,
     Schedule,
@@ -24,7 +27,7 @@ from bot.domain.schedule import (
     parse_weekdays,
     timezone_suggestions,
 )
-from bot.services.scheduling import SKIPPED_RUNS
+from bot.services.scheduling import SKIPPED_RUNS, Timetable
 
 MON, TUE, WED, THU, FRI, SAT, SUN = (1 << i for i in range(7))
 
@@ -271,3 +274,28 @@ def test_a_run_skipped_because_the_last_is_still_going_is_not_a_warning(
     finally:
         scheduler_log.removeFilter(SKIPPED_RUNS)
     assert [r.getMessage()[:20] for r in caplog.records] == ['Run time of job "Tim']
+
+
+async def test_shutdown_waits_until_a_cancelled_job_has_unwound(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Nothing a job does may outlive shutdown: the database is closed right after it."""
+    timetable = Timetable(make_settings(), cast(Any, None), cast(Any, None), check_interval=60)
+    started, unwound = asyncio.Event(), asyncio.Event()
+
+    async def slow_job() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.05)  # a rollback, a connection handed back
+            unwound.set()
+
+    timetable._every(3600, slow_job, "slow", datetime.now(UTC))
+    timetable.scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    timetable.pause()
+    assert not unwound.is_set()
+    await timetable.shutdown()
+    assert unwound.is_set()
+    assert not timetable.scheduler.running

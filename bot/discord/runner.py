@@ -101,12 +101,12 @@ class BotApp:
             # the send under way finishes and is recorded; then no other starts
             async with self.deliverer.idle():
                 if self.timetable is not None:
-                    self.timetable.shutdown()
+                    await self.timetable.shutdown()
                 if self.client is not None:
                     await self.client.close()
         else:
             if self.timetable is not None:
-                self.timetable.shutdown()
+                await self.timetable.shutdown()
             if self.client is not None:
                 await self.client.close()
         if self.task is not None:

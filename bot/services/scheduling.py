@@ -7,6 +7,7 @@ check after it starts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ class Timetable:
         self.deliverer = deliverer
         self.check_interval = check_interval or settings.digest.check_interval
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running: set[asyncio.Task[object]] = set()
         logging.getLogger("apscheduler.scheduler").addFilter(SKIPPED_RUNS)
 
     def start(self) -> None:
@@ -62,25 +64,36 @@ class Timetable:
             self._every(feeds.huggingface.poll_interval, self.poll_huggingface, "poll-huggingface", now)
         if feeds.arxiv.enabled:
             self._every(feeds.arxiv.poll_interval, self.poll_arxiv, "poll-arxiv", now)
-        self.scheduler.add_job(
-            self.check,
-            IntervalTrigger(seconds=self.check_interval),
-            id="deliveries",
-            next_run_time=now,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        self._every(self.check_interval, self.check, "deliveries", now, jittered=False)
         self.scheduler.start()
 
     def _every(
-        self, seconds: float, job: Callable[[], Awaitable[object]], name: str, first: datetime
+        self,
+        seconds: float,
+        job: Callable[[], Awaitable[object]],
+        name: str,
+        first: datetime,
+        *,
+        jittered: bool = True,
     ) -> None:
-        jitter = seconds * self.settings.feeds.jitter
+        """Run `job` every `seconds` (polls get the configured jitter), one run at a time."""
+        running = self._running
+        jitter = seconds * self.settings.feeds.jitter if jittered else 0
+
+        async def tracked() -> object:
+            task = asyncio.current_task()
+            if task is not None:
+                running.add(task)
+            try:
+                return await job()
+            finally:
+                running.discard(task)
+
         self.scheduler.add_job(
-            job,
+            tracked,
             IntervalTrigger(seconds=seconds, jitter=int(jitter) or None),
             id=name,
+            name=name,
             next_run_time=first,
             max_instances=1,
             coalesce=True,
@@ -92,10 +105,21 @@ class Timetable:
         if self.scheduler.running:
             self.scheduler.pause()
 
-    def shutdown(self) -> None:
-        """Stop the scheduler; a job still running is cancelled (an unconfirmed send stays claimed)."""
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the scheduler, cancel the jobs still running and wait until they have unwound.
+
+        A send cut short stays claimed and is re-sent with its nonce at the next start; waiting
+        for the jobs means none of them still uses the database when it is closed.
+        """
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        running = [task for task in self._running if not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            _, late = await asyncio.wait(running, timeout=timeout)
+            if late:
+                log.warning("%d scheduled jobs did not stop within %.0f s", len(late), timeout)
 
     async def poll_huggingface(self) -> IngestSummary:
         return await self._after_poll(await self.poller.poll_huggingface())
