@@ -163,11 +163,16 @@ def _node_matches(node: Node, paper: PaperWords) -> bool:
     return _leaf_matches(node, paper)
 
 
-def matches(query: Query, paper: Paper, min_upvotes: int | None = None) -> bool:
-    """Whether `paper` matches `query` (and has at least `min_upvotes` upvotes, when given)."""
+def matches(
+    query: Query, paper: Paper, min_upvotes: int | None = None, text: PaperWords | None = None
+) -> bool:
+    """Whether `paper` matches `query` (and has at least `min_upvotes` upvotes, when given).
+
+    A caller testing a paper many times passes its `paper_words` once computed as `text`.
+    """
     if min_upvotes is not None and paper.upvotes < min_upvotes:
         return False
-    return _node_matches(query.root, _paper_words(paper))
+    return _node_matches(query.root, text or _paper_words(paper))
 
 
 def explain(query: Query, paper: Paper, text: PaperWords | None = None) -> list[tuple[str, str]]:
