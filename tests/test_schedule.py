@@ -277,7 +277,7 @@ def test_a_run_skipped_because_the_last_is_still_going_is_not_a_warning(
 
 
 async def test_shutdown_waits_until_a_cancelled_job_has_unwound(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Nothing a job does may outlive shutdown: the database is closed right after it."""
     timetable = Timetable(make_settings(), cast(Any, None), cast(Any, None), check_interval=60)
@@ -296,6 +296,9 @@ async def test_shutdown_waits_until_a_cancelled_job_has_unwound(
     await asyncio.wait_for(started.wait(), 5)
     timetable.pause()
     assert not unwound.is_set()
-    await timetable.shutdown()
+    with caplog.at_level(logging.INFO):
+        await timetable.shutdown()
     assert unwound.is_set()
+    assert "slow stopped by shutdown" in caplog.messages
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not timetable.scheduler.running

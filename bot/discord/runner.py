@@ -97,6 +97,7 @@ class BotApp:
         log.info("shutting down with %d asyncio tasks open", len(asyncio.all_tasks()))
         if self.timetable is not None:
             self.timetable.pause()
+        await _finish_interactions(COMMANDS_GRACE)
         if self.deliverer is not None:
             # the send under way finishes and is recorded; then no other starts
             async with self.deliverer.idle():
@@ -118,6 +119,28 @@ class BotApp:
         if self.core is not None:
             await self.core.close()
         log.info("stopped; %d other asyncio tasks still open", len(asyncio.all_tasks()) - 1)
+
+
+# How long shutdown waits for slash commands and button clicks under way to answer.
+COMMANDS_GRACE = 5.0
+_INTERACTION_TASKS = ("CommandTree-invoker", "discord-ui-view-dispatch-")
+
+
+async def _finish_interactions(timeout: float) -> None:
+    """Let the commands and clicks being handled finish, so none meets a closed database."""
+    running = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith(_INTERACTION_TASKS) and not task.done()
+    ]
+    if not running:
+        return
+    _, late = await asyncio.wait(running, timeout=timeout)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1.0)
+        log.warning("%d commands were still running at shutdown and were cancelled", len(late))
 
 
 def run_bot(settings: Settings) -> int:

@@ -86,6 +86,9 @@ class Timetable:
                 running.add(task)
             try:
                 return await job()
+            except asyncio.CancelledError:  # only shutdown cancels a job; nothing to report
+                log.info("%s stopped by shutdown", name)
+                return None
             finally:
                 running.discard(task)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -99,3 +100,22 @@ async def test_unexpected_failure_shows_an_error_id_not_a_traceback(
     assert "Traceback" not in text and "disk on fire" not in text
     assert any(found.group(1) in r.getMessage() for r in caplog.records)
     assert record.callback["data"]["flags"] & 64
+
+
+async def test_shutdown_lets_a_command_under_way_answer(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM while a slash command waits on Discord: it finishes before anything is closed."""
+    await world.start_bot()
+    # Discord takes the reply at once but answers a second late.
+    world.fake.delay("POST", r"/interactions/\d+/[^/]+/callback", 1.0, times=1, after_effect=True)
+    record = await world.fake.invoke_command(
+        world.guild_id, world.channel_id, world.admin_id, "watch add", options={"query": "diffusion"}
+    )
+    await world.wait(lambda: record.callback is not None)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        await world.stop_bot()
+    assert "added" in reply_text(record)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker" and not t.done()]
