@@ -310,6 +310,40 @@ async def test_lost_messages_are_resent_with_their_header_and_overflow_lines(
     assert all(r.claimed_content is None for r in await rows(core))
 
 
+async def test_closing_finishes_the_digest_being_sent_and_starts_no_other(
+    core: Core, clock: FakeClock
+) -> None:
+    await core.watches.add_watch(ADMIN, channel_id=CHANNEL + 1, query="upvotes>=0")
+    await channel_with_matches(core, clock)  # two channels with the same digest due
+    outbox: Deliverer | None = None
+
+    class ClosingSender(RecordingSender):
+        async def send(self, destination: Destination, message: OutgoingMessage, nonce: str) -> int:
+            assert outbox is not None
+            outbox.close()  # SIGTERM arrives while the first message is on its way
+            return await super().send(destination, message, nonce)
+
+    sender = ClosingSender()
+    outbox = deliverer(core, sender)
+    clock.set(NEXT_DIGEST)
+    await outbox.run_due_digests()
+    assert len({destination.channel_id for destination, _, _ in sender.calls}) == 1
+    assert len(sender.calls) > 1  # the digest under way went out whole
+    assert sorted(sender.posted_paper_ids()) == sorted(digest_order())
+    stored = await rows(core)
+    assert {r.status for r in stored} == {"sent", "pending"}  # nothing left half-sent
+    await outbox.recover()
+    await outbox.flush_instant()
+    await outbox.run_due_digests()
+    assert len(sender.posted) == len(sender.calls)  # a closed outbox starts nothing
+
+    # the next start posts the other channel's digest, each paper once
+    restarted = RecordingSender()
+    await deliverer(core, restarted).run_due_digests()
+    assert sorted(restarted.posted_paper_ids()) == sorted(digest_order())
+    assert {r.status for r in await rows(core)} == {"sent"}
+
+
 async def test_crash_between_send_and_record_does_not_post_twice(
     make_core: MakeCore, clock: FakeClock
 ) -> None:

@@ -276,29 +276,44 @@ def test_a_run_skipped_because_the_last_is_still_going_is_not_a_warning(
     assert [r.getMessage()[:20] for r in caplog.records] == ['Run time of job "Tim']
 
 
-async def test_shutdown_waits_until_a_cancelled_job_has_unwound(
+async def test_shutdown_lets_a_job_end_then_cancels_one_past_the_grace(
     make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Nothing a job does may outlive shutdown: the database is closed right after it."""
-    timetable = Timetable(make_settings(), cast(Any, None), cast(Any, None), check_interval=60)
-    started, unwound = asyncio.Event(), asyncio.Event()
+    """Nothing a job does may outlive shutdown: the database is closed right after it.
 
-    async def slow_job() -> None:
-        started.set()
+    A job ending within the grace is left to end (a query is never cut short); one still
+    running past it is cancelled, and shutdown returns only once it has unwound.
+    """
+    timetable = Timetable(make_settings(), cast(Any, None), cast(Any, None), check_interval=60)
+    started: dict[str, asyncio.Event] = {"quick": asyncio.Event(), "stuck": asyncio.Event()}
+    ended: dict[str, str] = {}
+
+    async def quick_job() -> None:
+        started["quick"].set()
+        await asyncio.sleep(0.3)  # the send under way
+        ended["quick"] = "finished"
+
+    async def stuck_job() -> None:
+        started["stuck"].set()
         try:
             await asyncio.sleep(3600)
         finally:
             await asyncio.sleep(0.05)  # a rollback, a connection handed back
-            unwound.set()
+            ended["stuck"] = "unwound"
 
-    timetable._every(3600, slow_job, "slow", datetime.now(UTC))
+    now = datetime.now(UTC)
+    timetable._every(3600, quick_job, "quick", now)
+    timetable._every(3600, stuck_job, "stuck", now)
     timetable.scheduler.start()
-    await asyncio.wait_for(started.wait(), 5)
+    for event in started.values():
+        await asyncio.wait_for(event.wait(), 5)
     timetable.pause()
-    assert not unwound.is_set()
+    assert ended == {}
     with caplog.at_level(logging.INFO):
-        await timetable.shutdown()
-    assert unwound.is_set()
-    assert "slow stopped by shutdown" in caplog.messages
-    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        await timetable.shutdown(grace=1.0)
+    assert ended == {"quick": "finished", "stuck": "unwound"}
+    assert "stuck stopped by shutdown" in caplog.messages
+    assert "quick stopped by shutdown" not in caplog.messages
+    assert "1 scheduled jobs were cancelled at shutdown; 0 did not stop" in caplog.messages
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not timetable.scheduler.running

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+from typing import Any
 
 import httpx
 
@@ -97,19 +98,18 @@ class BotApp:
         log.info("shutting down with %d asyncio tasks open", len(asyncio.all_tasks()))
         if self.timetable is not None:
             self.timetable.pause()
-        await _finish_interactions(COMMANDS_GRACE)
         if self.deliverer is not None:
-            # the send under way finishes and is recorded; then no other starts
+            self.deliverer.close()
+        await _finish_interactions(COMMANDS_GRACE)
+        if self.timetable is not None:
+            await self.timetable.shutdown()
+        if self.deliverer is not None:
+            # a send still under way (a `/digest now` past its grace) finishes and is recorded
             async with self.deliverer.idle():
-                if self.timetable is not None:
-                    await self.timetable.shutdown()
                 if self.client is not None:
                     await self.client.close()
-        else:
-            if self.timetable is not None:
-                await self.timetable.shutdown()
-            if self.client is not None:
-                await self.client.close()
+        elif self.client is not None:
+            await self.client.close()
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -118,7 +118,17 @@ class BotApp:
             await self.http.aclose()
         if self.core is not None:
             await self.core.close()
-        log.info("stopped; %d other asyncio tasks still open", len(asyncio.all_tasks()) - 1)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        log.info(
+            "stopped; %d other asyncio tasks still open%s",
+            len(others),
+            f": {', '.join(sorted(_describe(t) for t in others))}" if others else "",
+        )
+
+
+def _describe(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return f"{task.get_name()} ({getattr(coro, '__qualname__', type(coro).__name__)})"
 
 
 # How long shutdown waits for slash commands and button clicks under way to answer.

@@ -133,6 +133,14 @@ class Deliverer:
         self.clock = clock
         self.max_papers = max_papers
         self._lock = asyncio.Lock()
+        self._closing = False
+
+    def close(self) -> None:
+        """Start no new target: the digest or post being sent finishes, the rest wait.
+
+        What is pending stays pending, and goes out when the bot starts again.
+        """
+        self._closing = True
 
     @contextlib.asynccontextmanager
     async def idle(self, timeout: float = 10.0) -> AsyncIterator[None]:
@@ -157,6 +165,8 @@ class Deliverer:
             async with self.sessions() as session:
                 target_ids = await DeliveryRepository(session).targets_with_claimed()
             for target_id in target_ids:
+                if self._closing:
+                    break
                 await self._resend_claimed(target_id, report)
             return report
 
@@ -167,6 +177,8 @@ class Deliverer:
         async with self.sessions() as session:
             due = [t.id for t in await TargetRepository(session).due_digests(now)]
         for target_id in due:
+            if self._closing:
+                break
             part = await self.deliver_digest(target_id, scheduled=True)
             _merge(report, part)
         return report
@@ -178,6 +190,8 @@ class Deliverer:
             async with self.sessions() as session:
                 target_ids = await DeliveryRepository(session).targets_with_pending(MODE_INSTANT)
         for target_id in target_ids:
+            if self._closing:
+                break
             async with self._lock:
                 await self._resend_claimed(target_id, report)
                 await self._deliver(target_id, MODE_INSTANT, report, scheduled=False)
@@ -187,6 +201,8 @@ class Deliverer:
         """Post a target's pending papers now; `scheduled` also moves its next digest time."""
         report = DeliveryReport()
         async with self._lock:
+            if self._closing:
+                return report
             await self._resend_claimed(target_id, report)
             await self._deliver(target_id, "digest", report, scheduled=scheduled)
         return report

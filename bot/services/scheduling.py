@@ -108,21 +108,29 @@ class Timetable:
         if self.scheduler.running:
             self.scheduler.pause()
 
-    async def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the scheduler, cancel the jobs still running and wait until they have unwound.
+    async def shutdown(self, grace: float = 5.0, timeout: float = 5.0) -> None:
+        """Stop the scheduler once the jobs running have ended, waiting up to `grace` seconds.
 
-        A send cut short stays claimed and is re-sent with its nonce at the next start; waiting
-        for the jobs means none of them still uses the database when it is closed.
+        A job is cancelled only past the grace: a query cut short leaves its database
+        connection to be torn down while the database is being closed. Call `pause` and
+        `Deliverer.close` first, so the jobs end soon. An unconfirmed send stays claimed and
+        goes out with its nonce at the next start.
         """
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
         running = [task for task in self._running if not task.done()]
-        for task in running:
-            task.cancel()
         if running:
-            _, late = await asyncio.wait(running, timeout=timeout)
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
             if late:
-                log.warning("%d scheduled jobs did not stop within %.0f s", len(late), timeout)
+                _, stuck = await asyncio.wait(late, timeout=timeout)
+                log.warning(
+                    "%d scheduled jobs were cancelled at shutdown; %d did not stop", len(late), len(stuck)
+                )
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
 
     async def poll_huggingface(self) -> IngestSummary:
         return await self._after_poll(await self.poller.poll_huggingface())
