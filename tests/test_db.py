@@ -172,6 +172,7 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_engine: AsyncEng
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one().lower() == "wal"
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
         assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one() > 0
+        assert (await conn.execute(text("PRAGMA cache_size"))).scalar_one() == -256  # KiB, kept small
     sessions = session_factory(sqlite_engine)
     with pytest.raises(IntegrityError):
         async with sessions.begin() as session:
