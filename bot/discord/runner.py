@@ -20,7 +20,7 @@ from bot.services.clock import Clock, clock_from_env
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
 from bot.services.polling import FeedPoller, build_fetcher, build_http_client
-from bot.services.scheduling import Timetable
+from bot.services.scheduling import Timetable, finish_or_cancel
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ class BotApp:
             self.timetable.pause()
         if self.deliverer is not None:
             self.deliverer.close()
-        await _finish_interactions(COMMANDS_GRACE)
+        # slash commands and button clicks under way answer before Discord is closed
+        interactions = [t for t in asyncio.all_tasks() if t.get_name().startswith(_INTERACTION_TASKS)]
+        await finish_or_cancel(interactions, "commands", grace=COMMANDS_GRACE, timeout=1.0)
         if self.timetable is not None:
             await self.timetable.shutdown()
         if self.deliverer is not None:
@@ -134,23 +136,6 @@ def _describe(task: asyncio.Task[Any]) -> str:
 # How long shutdown waits for slash commands and button clicks under way to answer.
 COMMANDS_GRACE = 5.0
 _INTERACTION_TASKS = ("CommandTree-invoker", "discord-ui-view-dispatch-")
-
-
-async def _finish_interactions(timeout: float) -> None:
-    """Let the commands and clicks being handled finish, so none meets a closed database."""
-    running = [
-        task
-        for task in asyncio.all_tasks()
-        if task.get_name().startswith(_INTERACTION_TASKS) and not task.done()
-    ]
-    if not running:
-        return
-    _, late = await asyncio.wait(running, timeout=timeout)
-    for task in late:
-        task.cancel()
-    if late:
-        await asyncio.wait(late, timeout=1.0)
-        log.warning("%d commands were still running at shutdown and were cancelled", len(late))
 
 
 def run_bot(settings: Settings) -> int:

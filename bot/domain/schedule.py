@@ -70,10 +70,8 @@ class Schedule:
 
 def parse_time(text: str) -> time:
     found = _TIME.match(text)
-    if not found:
-        raise ScheduleError(f"`{shown(text)}` is not a time of day; use HH:MM, 24-hour (e.g. 09:00)")
-    hour, minute = int(found.group(1)), int(found.group(2) or 0)
-    if hour > 23 or minute > 59:
+    hour, minute = (int(found.group(1)), int(found.group(2) or 0)) if found else (-1, -1)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
         raise ScheduleError(f"`{shown(text)}` is not a time of day; use HH:MM, 24-hour (e.g. 09:00)")
     return time(hour, minute)
 

@@ -177,8 +177,6 @@ class Deliverer:
         async with self.sessions() as session:
             due = [t.id for t in await TargetRepository(session).due_digests(now)]
         for target_id in due:
-            if self._closing:
-                break
             part = await self.deliver_digest(target_id, scheduled=True)
             _merge(report, part)
         return report
@@ -190,9 +188,9 @@ class Deliverer:
             async with self.sessions() as session:
                 target_ids = await DeliveryRepository(session).targets_with_pending(MODE_INSTANT)
         for target_id in target_ids:
-            if self._closing:
-                break
             async with self._lock:
+                if self._closing:
+                    break
                 await self._resend_claimed(target_id, report)
                 await self._deliver(target_id, MODE_INSTANT, report, scheduled=False)
         return report

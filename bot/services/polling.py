@@ -105,11 +105,10 @@ class FeedPoller:
             try:
                 summary = await self.ingestor.ingest(result)
             except SQLAlchemyError as exc:
-                # Nothing of this batch was stored and the validators are kept, so the next
-                # poll fetches the same papers again.
+                # Nothing of this batch was stored; a failed poll keeps the old validators, so
+                # the next poll fetches the same papers again.
                 log.exception("storing the papers of %s failed", key)
                 error = f"storing papers failed: {type(exc).__name__}"
-                new_validators = None
             else:
                 error = result.error
         now = self.clock.now()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -38,6 +39,26 @@ class SkippedRunFilter(logging.Filter):
 
 
 SKIPPED_RUNS = SkippedRunFilter()
+
+
+async def finish_or_cancel(
+    tasks: Iterable[asyncio.Task[Any]], what: str, *, grace: float, timeout: float
+) -> None:
+    """Let `tasks` end on their own for up to `grace` seconds, then cancel the rest.
+
+    Shutdown waits up to `timeout` more for the cancelled ones to unwind, so none of them
+    still uses the database or Discord when those are closed.
+    """
+    running = [task for task in tasks if not task.done()]
+    if not running:
+        return
+    _, late = await asyncio.wait(running, timeout=grace)
+    if not late:
+        return
+    for task in late:
+        task.cancel()
+    _, stuck = await asyncio.wait(late, timeout=timeout)
+    log.warning("%d %s were cancelled at shutdown; %d did not stop", len(late), what, len(stuck))
 
 
 class Timetable:
@@ -112,22 +133,12 @@ class Timetable:
         """Stop the scheduler once the jobs running have ended, waiting up to `grace` seconds.
 
         A job is cancelled only past the grace: a query cut short leaves its database
-        connection to be torn down while the database is being closed. Call `pause` and
+        connection to be torn down while the database is being closed. Call
         `Deliverer.close` first, so the jobs end soon. An unconfirmed send stays claimed and
         goes out with its nonce at the next start.
         """
-        if self.scheduler.running:
-            self.scheduler.pause()
-        running = [task for task in self._running if not task.done()]
-        if running:
-            _, late = await asyncio.wait(running, timeout=grace)
-            for task in late:
-                task.cancel()
-            if late:
-                _, stuck = await asyncio.wait(late, timeout=timeout)
-                log.warning(
-                    "%d scheduled jobs were cancelled at shutdown; %d did not stop", len(late), len(stuck)
-                )
+        self.pause()
+        await finish_or_cancel(self._running, "scheduled jobs", grace=grace, timeout=timeout)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
