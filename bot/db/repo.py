@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -206,13 +206,6 @@ class TargetRepository:
         )
         return list(rows)
 
-    async def in_guild(self, guild_id: int) -> list[TargetRow]:
-        return list(
-            await self.session.scalars(
-                select(TargetRow).where(TargetRow.kind == TARGET_CHANNEL, TargetRow.guild_id == guild_id)
-            )
-        )
-
     async def next_digest(self, guild_id: int | None = None) -> datetime | None:
         stmt = select(func.min(TargetRow.next_digest_at)).where(TargetRow.digest_paused.is_(False))
         if guild_id is not None:
@@ -349,13 +342,6 @@ class DeliveryRepository:
         )
         return list(rows)
 
-    async def by_nonce(self, nonce: str) -> list[DeliveryRow]:
-        return list(
-            await self.session.scalars(
-                select(DeliveryRow).where(DeliveryRow.nonce == nonce).order_by(DeliveryRow.id)
-            )
-        )
-
     async def mark_sent(self, ids: Sequence[int], message_id: int | None, now: datetime) -> None:
         await self.session.execute(
             update(DeliveryRow)
@@ -382,14 +368,6 @@ class DeliveryRepository:
                 last_error=error[:500],
             )
         )
-
-    async def pending_count(self, target_id: int) -> int:
-        total = await self.session.scalar(
-            select(func.count())
-            .select_from(DeliveryRow)
-            .where(DeliveryRow.target_id == target_id, DeliveryRow.status == DELIVERY_PENDING)
-        )
-        return int(total or 0)
 
     async def forget_watch(self, target_id: int, watch_id: int) -> None:
         """A watch is removed: drop pending deliveries only it matched, and its name from the rest."""
@@ -418,19 +396,6 @@ class FeedStateRepository:
             self.session.add(row)
             await self.session.flush()
         return row
-
-    async def all(self) -> list[FeedStateRow]:
-        return list(await self.session.scalars(select(FeedStateRow).order_by(FeedStateRow.key)))
-
-    async def latest(self, source: str | None = None) -> list[FeedStateRow]:
-        stmt = select(FeedStateRow)
-        if source is not None:
-            stmt = stmt.where(FeedStateRow.source == source)
-        stmt = stmt.order_by(
-            or_(FeedStateRow.last_poll_at.is_(None), FeedStateRow.last_poll_at.is_not(None)),
-            FeedStateRow.last_poll_at.desc(),
-        )
-        return list(await self.session.scalars(stmt))
 
 
 class BotStateRepository:

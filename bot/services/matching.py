@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,7 +149,3 @@ def _unique(pairs: list[list[str]]) -> list[list[str]]:
             seen.add(key)
             out.append(pair)
     return out[:20]
-
-
-def lookback_start(now: datetime, hours: float) -> datetime:
-    return now - timedelta(hours=hours)
