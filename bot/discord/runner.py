@@ -26,17 +26,36 @@ log = logging.getLogger(__name__)
 
 
 class TokenFilter(logging.Filter):
-    """Replaces the bot token wherever it would appear in a log record."""
+    """Replaces the bot token wherever it would appear in a log record.
+
+    The message with its arguments, the formatted traceback of `log.exception` and the stack
+    of `stack_info=True` are all scrubbed before any handler formats the record.
+    """
+
+    MASK = "********"
 
     def __init__(self, token: str) -> None:
         super().__init__()
         self.token = token
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.token and self.token in record.getMessage():
-            record.msg = record.getMessage().replace(self.token, "********")
+        if not self.token:
+            return True
+        message = record.getMessage()
+        if self.token in message:
+            record.msg = message.replace(self.token, self.MASK)
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # what Formatter.format would do; a formatter reuses exc_text once it is set
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = record.exc_text.replace(self.token, self.MASK)
+        if record.stack_info:
+            record.stack_info = record.stack_info.replace(self.token, self.MASK)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class BotApp:
