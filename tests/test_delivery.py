@@ -14,9 +14,9 @@ from sqlalchemy import select
 from bot.db.models import DeliveryRow, TargetRow
 from bot.discord.embeds import render
 from bot.domain.paper import FeedResult
+from bot.services.access import Caller
 from bot.services.core import Core
 from bot.services.delivery import Deliverer, Destination, OutgoingMessage, Sender, SendError, TargetGone
-from bot.services.watches import Caller
 from tests.conftest import HF_DIR, HF_OVERLAP, FakeClock, expected_matches, load_feed, raw_entries
 
 GUILD = 100
@@ -95,7 +95,7 @@ async def channel_with_matches(
     await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query=query, **options)  # type: ignore[arg-type]
     clock.advance(minutes=1)
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
-    target_id = await core.watches.channel_target_id(ADMIN, CHANNEL)
+    target_id = await core.digests.channel_target_id(ADMIN, CHANNEL)
     assert target_id is not None
     return target_id
 
@@ -118,7 +118,7 @@ def assert_packed(messages: list[OutgoingMessage]) -> None:
 
 
 def digest_order(path: object = HF_OVERLAP) -> list[str]:
-    """SPEC §3: upvotes high to low, then newest first; read from the fixture JSON."""
+    """docs/delivery.md: upvotes high to low, then newest first; read from the fixture JSON."""
 
     def key(e: object) -> tuple[int, float, str]:
         published = datetime.fromisoformat(e.published.replace("Z", "+00:00")).timestamp()  # type: ignore[attr-defined]
@@ -221,7 +221,7 @@ async def test_missed_digest_is_posted_once(core: Core, clock: FakeClock) -> Non
 
 async def test_digest_follows_the_channel_schedule(core: Core, clock: FakeClock) -> None:
     target_id = await channel_with_matches(core, clock)
-    await core.watches.set_digest(ADMIN, channel_id=CHANNEL, time="07:00", timezone="Asia/Tokyo", days="mon")
+    await core.digests.set_digest(ADMIN, channel_id=CHANNEL, time="07:00", timezone="Asia/Tokyo", days="mon")
     sender = RecordingSender()
     outbox = deliverer(core, sender)
     monday_tokyo = datetime(2024, 12, 1, 22, 0, tzinfo=UTC)  # Monday 2024-12-02 07:00 JST
@@ -237,7 +237,7 @@ async def test_digest_follows_the_channel_schedule(core: Core, clock: FakeClock)
 
 async def test_paused_digest_posts_nothing_but_keeps_everything(core: Core, clock: FakeClock) -> None:
     await channel_with_matches(core, clock)
-    await core.watches.set_digest_paused(ADMIN, channel_id=CHANNEL, paused=True)
+    await core.digests.set_digest_paused(ADMIN, channel_id=CHANNEL, paused=True)
     sender = RecordingSender()
     outbox = deliverer(core, sender)
     clock.set(NEXT_DIGEST)
@@ -415,7 +415,7 @@ async def test_target_gone_pauses_watches_keeps_papers_and_tells_once(core: Core
 
 async def test_closed_dms_pause_alerts_and_show_in_alert_list(core: Core, clock: FakeClock) -> None:
     user = Caller(user_id=77, guild_id=None, channel_id=None)
-    alert = await core.watches.add_alert(user, query="diffusion")
+    alert = await core.alerts.add_alert(user, query="diffusion")
     clock.advance(minutes=1)
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
     sender = RecordingSender()
@@ -426,13 +426,13 @@ async def test_closed_dms_pause_alerts_and_show_in_alert_list(core: Core, clock:
     destination = sender.calls[0][0]
     assert (destination.kind, destination.user_id) == ("user", 77)
     assert sender.notices == []  # there is no guild to tell
-    [listed] = await core.watches.list_alerts(77)
+    [listed] = await core.alerts.list_alerts(77)
     assert (listed.id, listed.paused, listed.paused_reason) == (alert.watch.id, True, "their DMs are closed")
-    assert await core.watches.alert_paused_reason(77) == "their DMs are closed"
+    assert await core.alerts.alert_paused_reason(77) == "their DMs are closed"
     assert {r.status for r in await rows(core)} == {"pending"}
 
-    assert await core.watches.resume_alerts(77) == 1
-    [listed] = await core.watches.list_alerts(77)
+    assert await core.alerts.resume_alerts(77) == 1
+    [listed] = await core.alerts.list_alerts(77)
     assert not listed.paused
     target_id = destination.target_id
     await outbox.deliver_digest(target_id, scheduled=False)
@@ -446,7 +446,7 @@ async def test_instant_watch_posts_on_ingest_and_never_again(core: Core, clock: 
     await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="video", mode="instant")
     clock.advance(minutes=1)
     summary = await core.ingestor.ingest(load_feed(HF_OVERLAP))
-    target_id = await core.watches.channel_target_id(ADMIN, CHANNEL)
+    target_id = await core.digests.channel_target_id(ADMIN, CHANNEL)
     assert summary.instant_targets == {target_id}
     sender = RecordingSender()
     outbox = deliverer(core, sender)
@@ -470,7 +470,7 @@ async def test_papers_of_removed_watches_do_not_resurface(core: Core, clock: Fak
     await core.watches.remove_watch(ADMIN, old.watch.id)
     clock.advance(days=3)  # well past the lookback: the new watch catches nothing old
     await core.watches.add_watch(ADMIN, channel_id=CHANNEL, query="robot")
-    target_id = await core.watches.channel_target_id(ADMIN, CHANNEL)
+    target_id = await core.digests.channel_target_id(ADMIN, CHANNEL)
     assert target_id is not None
     sender = RecordingSender()
     await deliverer(core, sender).deliver_digest(target_id, scheduled=False)

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from bot.db.models import DeliveryRow, FeedStateRow, TargetRow, WatchRow
 from bot.domain.paper import FeedResult
+from bot.services.access import Caller, NotFound, UserError
 from bot.services.core import Core
 from bot.services.polling import FeedPoller, build_fetcher
-from bot.services.watches import Caller, NotFound, UserError
 from tests.conftest import (
     ARXIV_DIR,
     HF_DIR,
@@ -130,11 +130,11 @@ async def test_alerts_per_user_limit(make_core: MakeCore) -> None:
     core = await make_core(PAPERWATCH_LIMITS__ALERTS_PER_USER="2")
     user = Caller(user_id=31, guild_id=None, channel_id=None)
     for query in ("diffusion", "video"):
-        await core.watches.add_alert(user, query=query)
-    text = await message_of(core.watches.add_alert(user, query="robots"))
+        await core.alerts.add_alert(user, query=query)
+    text = await message_of(core.alerts.add_alert(user, query="robots"))
     assert "2 alerts" in text
-    assert len(await core.watches.list_alerts(31)) == 2
-    await core.watches.add_alert(Caller(user_id=32, guild_id=None, channel_id=None), query="robots")
+    assert len(await core.alerts.list_alerts(31)) == 2
+    await core.alerts.add_alert(Caller(user_id=32, guild_id=None, channel_id=None), query="robots")
 
 
 async def test_query_length_limit(make_core: MakeCore) -> None:
@@ -159,15 +159,15 @@ async def test_invisible_and_control_characters_are_refused(core: Core, char: st
     query = f"diffusion{char}models"
     for call in (
         core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query=query),
-        core.watches.add_alert(ADMIN_A, query=query),
-        core.watches.test_query(query),
-        core.watches.search_papers(query),
+        core.alerts.add_alert(ADMIN_A, query=query),
+        core.papers.preview(query),
+        core.papers.search(query),
     ):
         text = await message_of(call)
         assert f"U+{ord(char):04X}" in text
         assert "position 9" in text
     assert await core.watches.list_watches(GUILD_A) == []
-    assert await core.watches.list_alerts(ADMIN_A.user_id) == []
+    assert await core.alerts.list_alerts(ADMIN_A.user_id) == []
 
 
 # --- ids of other guilds and other users -----------------------------------------------------
@@ -199,33 +199,33 @@ async def test_foreign_watch_id_answers_like_a_missing_one(core: Core) -> None:
 
 
 async def test_alert_id_is_not_a_watch_id_and_vice_versa(core: Core) -> None:
-    alert_id = (await core.watches.add_alert(ADMIN_A, query="diffusion")).watch.id
+    alert_id = (await core.alerts.add_alert(ADMIN_A, query="diffusion")).watch.id
     watch_id = (await core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="video")).watch.id
     with pytest.raises(NotFound) as as_watch:
         await core.watches.remove_watch(ADMIN_A, alert_id)
     with pytest.raises(NotFound) as as_alert:
-        await core.watches.remove_alert(ADMIN_A.user_id, watch_id)
-    await core.watches.remove_alert(ADMIN_A.user_id, alert_id)
+        await core.alerts.remove_alert(ADMIN_A.user_id, watch_id)
+    await core.alerts.remove_alert(ADMIN_A.user_id, alert_id)
     await core.watches.remove_watch(ADMIN_A, watch_id)
     with pytest.raises(NotFound) as gone_watch:
         await core.watches.remove_watch(ADMIN_A, alert_id)
     with pytest.raises(NotFound) as gone_alert:
-        await core.watches.remove_alert(ADMIN_A.user_id, watch_id)
+        await core.alerts.remove_alert(ADMIN_A.user_id, watch_id)
     assert str(as_watch.value) == str(gone_watch.value)
     assert str(as_alert.value) == str(gone_alert.value)
 
 
 async def test_foreign_alert_id_answers_like_a_missing_one(core: Core) -> None:
     owner, other = 41, 42
-    alert_id = (await core.watches.add_alert(Caller(owner, None, None), query="diffusion")).watch.id
-    await core.watches.add_alert(Caller(other, None, None), query="video")  # the other user has a target too
+    alert_id = (await core.alerts.add_alert(Caller(owner, None, None), query="diffusion")).watch.id
+    await core.alerts.add_alert(Caller(other, None, None), query="video")  # the other user has a target too
     with pytest.raises(NotFound) as foreign:
-        await core.watches.remove_alert(other, alert_id)
-    assert [a.id for a in await core.watches.list_alerts(owner)] == [alert_id]
-    assert alert_id not in [c for c, _ in await core.watches.alert_choices(other, "")]
-    await core.watches.remove_alert(owner, alert_id)
+        await core.alerts.remove_alert(other, alert_id)
+    assert [a.id for a in await core.alerts.list_alerts(owner)] == [alert_id]
+    assert alert_id not in [c for c, _ in await core.alerts.alert_choices(other, "")]
+    await core.alerts.remove_alert(owner, alert_id)
     with pytest.raises(NotFound) as missing:
-        await core.watches.remove_alert(other, alert_id)
+        await core.alerts.remove_alert(other, alert_id)
     assert str(foreign.value) == str(missing.value)
 
 
@@ -234,14 +234,14 @@ async def test_another_guilds_channel_cannot_be_configured(core: Core) -> None:
     with pytest.raises(NotFound):
         await core.watches.add_watch(ADMIN_B, channel_id=CH_A1, query="video")
     with pytest.raises(NotFound):
-        await core.watches.set_digest(ADMIN_B, channel_id=CH_A1, time="07:00", timezone="UTC", days=None)
+        await core.digests.set_digest(ADMIN_B, channel_id=CH_A1, time="07:00", timezone="UTC", days=None)
     with pytest.raises(NotFound):
-        await core.watches.set_digest_paused(ADMIN_B, channel_id=CH_A1, paused=True)
+        await core.digests.set_digest_paused(ADMIN_B, channel_id=CH_A1, paused=True)
     assert [w.query for w in await core.watches.list_watches(GUILD_A)] == ["diffusion"]
     assert await core.watches.list_watches(GUILD_B) == []
-    info = await core.watches.show_digest(GUILD_A, CH_A1)
+    info = await core.digests.show_digest(GUILD_A, CH_A1)
     assert (info.paused, info.schedule.at.strftime("%H:%M")) == (False, "09:00")
-    assert (await core.watches.show_digest(GUILD_B, CH_A1)).watches == 0  # guild B learns nothing
+    assert (await core.digests.show_digest(GUILD_B, CH_A1)).watches == 0  # guild B learns nothing
 
 
 # --- pause, resume, remove, choices ----------------------------------------------------------
@@ -298,19 +298,19 @@ async def test_watch_choices_this_channel_first_never_other_guilds(core: Core) -
 async def test_digest_set_show_pause_resume(core: Core, clock: FakeClock) -> None:
     await core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="diffusion")
     # START is Thursday 2024-11-28 17:30 UTC; 08:30 in Paris on weekdays → Friday 07:30 UTC
-    info = await core.watches.set_digest(
+    info = await core.digests.set_digest(
         ADMIN_A, channel_id=CH_A1, time="08:30", timezone="Europe/Paris", days="mon-fri"
     )
     assert info.next_at == datetime(2024, 11, 29, 7, 30, tzinfo=UTC)
-    shown = await core.watches.show_digest(GUILD_A, CH_A1)
+    shown = await core.digests.show_digest(GUILD_A, CH_A1)
     assert shown.schedule.timezone == "Europe/Paris"
     assert shown.schedule.at.strftime("%H:%M") == "08:30"
     assert shown.next_at == info.next_at
     assert shown.watches == 1
-    paused = await core.watches.set_digest_paused(ADMIN_A, channel_id=CH_A1, paused=True)
+    paused = await core.digests.set_digest_paused(ADMIN_A, channel_id=CH_A1, paused=True)
     assert paused.paused
     clock.set(datetime(2024, 11, 29, 12, 0, tzinfo=UTC))  # Friday noon → next is Monday
-    resumed = await core.watches.set_digest_paused(ADMIN_A, channel_id=CH_A1, paused=False)
+    resumed = await core.digests.set_digest_paused(ADMIN_A, channel_id=CH_A1, paused=False)
     assert not resumed.paused
     assert resumed.next_at == datetime(2024, 12, 2, 7, 30, tzinfo=UTC)
 
@@ -327,26 +327,26 @@ async def test_digest_schedule_errors(
     core: Core, time: str, timezone: str, days: str | None, named: str
 ) -> None:
     text = await message_of(
-        core.watches.set_digest(ADMIN_A, channel_id=CH_A1, time=time, timezone=timezone, days=days)
+        core.digests.set_digest(ADMIN_A, channel_id=CH_A1, time=time, timezone=timezone, days=days)
     )
     assert named in text
-    text = await message_of(core.watches.set_alert_schedule(55, time=time, timezone=timezone, days=days))
+    text = await message_of(core.alerts.set_alert_schedule(55, time=time, timezone=timezone, days=days))
     assert named in text
 
 
 async def test_digest_needs_manage_channels(core: Core) -> None:
     text = await message_of(
-        core.watches.set_digest(MEMBER_A, channel_id=CH_A1, time="07:00", timezone="UTC", days=None)
+        core.digests.set_digest(MEMBER_A, channel_id=CH_A1, time="07:00", timezone="UTC", days=None)
     )
     assert "Manage Channels" in text
     assert "Manage Channels" in await message_of(
-        core.watches.set_digest_paused(MEMBER_A, channel_id=CH_A1, paused=True)
+        core.digests.set_digest_paused(MEMBER_A, channel_id=CH_A1, paused=True)
     )
 
 
 async def test_alert_schedule(core: Core) -> None:
-    await core.watches.add_alert(Caller(61, None, None), query="diffusion")
-    info = await core.watches.set_alert_schedule(
+    await core.alerts.add_alert(Caller(61, None, None), query="diffusion")
+    info = await core.alerts.set_alert_schedule(
         61, time="18:00", timezone="America/New_York", days="sat,sun"
     )
     # from Thursday 2024-11-28: Saturday 18:00 EST = 23:00 UTC
@@ -361,28 +361,28 @@ async def test_test_query_looks_back_the_given_days(core: Core, clock: FakeClock
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
     clock.set(START)
     await core.ingestor.ingest(load_feed(JUNE))
-    week = {p.arxiv_id for p in await core.watches.test_query("model")}
-    month = {p.arxiv_id for p in await core.watches.test_query("model", days=30)}
+    week = {p.arxiv_id for p in await core.papers.preview("model")}
+    month = {p.arxiv_id for p in await core.papers.preview("model", days=30)}
     assert week == set(expected_matches("model", JUNE))
     assert month == set(expected_matches("model", JUNE)) | set(expected_matches("model", HF_OVERLAP))
     for days in (0, 91):
-        assert "days" in await message_of(core.watches.test_query("model", days=days))
+        assert "days" in await message_of(core.papers.preview("model", days=days))
 
 
 async def test_search_and_get_paper(core: Core) -> None:
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
-    found, total = await core.watches.search_papers("model", limit=3)
+    found, total = await core.papers.search("model", limit=3)
     expected = expected_matches("model", HF_OVERLAP)
     assert total == len(expected)
     assert len(found) == min(3, len(expected))
     assert {p.arxiv_id for p in found} <= set(expected)
     arxiv_id = raw_entries(HF_OVERLAP)[0].arxiv_id
     for raw in (arxiv_id, f"arXiv:{arxiv_id}v2", f"https://arxiv.org/abs/{arxiv_id}"):
-        assert (await core.watches.get_paper(raw)).arxiv_id == arxiv_id
+        assert (await core.papers.get(raw)).arxiv_id == arxiv_id
     with pytest.raises(NotFound) as missing:
-        await core.watches.get_paper("2501.00001")
+        await core.papers.get("2501.00001")
     assert "2501.00001" in str(missing.value)
-    text = await message_of(core.watches.get_paper("not an id"))
+    text = await message_of(core.papers.get("not an id"))
     assert "arXiv id" in text
 
 
@@ -391,12 +391,12 @@ async def test_status(core: Core, clock: FakeClock) -> None:
     await core.watches.add_watch(ADMIN_A, channel_id=CH_A2, query="video")
     await core.watches.add_watch(ADMIN_B, channel_id=CH_B1, query="video")
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
-    status = await core.watches.status(GUILD_A, CH_A1)
+    status = await core.status.status(GUILD_A, CH_A1)
     assert status.papers_today == status.papers_total == len(raw_entries(HF_OVERLAP))
     assert (status.watches_here, status.watches_total) == (2, 3)
     assert status.next_digest_at == datetime(2024, 11, 29, 9, 0, tzinfo=UTC)  # default 09:00 UTC
     clock.set(datetime(2024, 11, 29, 0, 30, tzinfo=UTC))
-    assert (await core.watches.status(GUILD_A, CH_A1)).papers_today == 0
+    assert (await core.status.status(GUILD_A, CH_A1)).papers_today == 0
 
 
 # --- ingest: matching into deliveries --------------------------------------------------------
@@ -407,7 +407,7 @@ async def test_one_delivery_per_target_and_paper(core: Core, clock: FakeClock) -
     for query in queries:
         queries[query] = (await core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query=query)).watch.id
     await core.watches.add_watch(ADMIN_B, channel_id=CH_B1, query="video")
-    await core.watches.add_alert(Caller(71, None, None), query="diffusion", mode="instant")
+    await core.alerts.add_alert(Caller(71, None, None), query="diffusion", mode="instant")
     clock.advance(minutes=5)
     summary = await core.ingestor.ingest(load_feed(HF_OVERLAP))
 
@@ -469,7 +469,7 @@ async def test_lookback_digest_catches_recent_papers_instant_does_not(core: Core
     clock.advance(hours=23)  # within the default 24 h lookback
     await core.watches.add_watch(ADMIN_A, channel_id=CH_A1, query="upvotes>=0")
     await core.watches.add_watch(ADMIN_A, channel_id=CH_A2, query="upvotes>=0", mode="instant")
-    await core.watches.add_alert(Caller(81, None, None), query="upvotes>=0")
+    await core.alerts.add_alert(Caller(81, None, None), query="upvotes>=0")
     assert await paper_ids_for(core, "channel", CH_A1) == overlap
     assert await paper_ids_for(core, "channel", CH_A2) == set()
     assert await paper_ids_for(core, "user", 81) == overlap
@@ -581,7 +581,7 @@ async def test_poll_hf_stores_papers_and_records_success(core: Core, clock: Fake
     summary = await poller.poll_huggingface([date(2024, 11, 28)])
     assert summary.error is None
     assert summary.new == len(raw_entries(HF_OVERLAP))
-    assert summary.instant_targets == {await core.watches.channel_target_id(ADMIN_A, CH_A1)}
+    assert summary.instant_targets == {await core.digests.channel_target_id(ADMIN_A, CH_A1)}
     request = server.requests[0]
     assert (request.url.host, request.url.path) == ("huggingface.co", "/api/daily_papers")
     assert request.url.params["date"] == "2024-11-28"
@@ -590,9 +590,9 @@ async def test_poll_hf_stores_papers_and_records_success(core: Core, clock: Fake
     assert state.last_poll_at == clock.now()
     assert state.last_error is None
     assert await paper_ids_for(core, "channel", CH_A1) == set(expected_matches("video", HF_OVERLAP))
-    found, total = await core.watches.search_papers("upvotes>=0", limit=100)
+    found, total = await core.papers.search("upvotes>=0", limit=100)
     assert total == len(found) == len(raw_entries(HF_OVERLAP))
-    status = await core.watches.status(GUILD_A, CH_A1)
+    status = await core.status.status(GUILD_A, CH_A1)
     assert [f.last_success_at for f in status.feeds] == [clock.now()]
 
 
@@ -627,7 +627,7 @@ async def test_poll_server_error_is_recorded_not_raised(
     clock.advance(minutes=30)
     await poller.poll_huggingface([date(2024, 11, 28)])
     assert (await feed_state(core, "huggingface:2024-11-28")).consecutive_failures == 2
-    status = await core.watches.status(None, None)
+    status = await core.status.status(None, None)
     assert status.papers_total == 0
     assert any(f.last_error and "500" in f.last_error for f in status.feeds)
 

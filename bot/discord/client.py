@@ -14,9 +14,14 @@ from discord import app_commands
 
 from bot.config import Settings
 from bot.db.repo import BotStateRepository
+from bot.services.access import UserError
+from bot.services.alerts import AlertService
 from bot.services.delivery import Deliverer
+from bot.services.digests import DigestService
+from bot.services.papers import PaperService
 from bot.services.scheduling import Timetable
-from bot.services.watches import UserError, WatchService
+from bot.services.status import StatusService
+from bot.services.watches import WatchService
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,10 @@ class Services:
 
     settings: Settings
     watches: WatchService
+    alerts: AlertService
+    digests: DigestService
+    papers: PaperService
+    status: StatusService
     deliverer: Deliverer
     cooldown: Cooldown
 
@@ -53,7 +62,6 @@ class PaperwatchClient(discord.Client):
             max_messages=None,
             allowed_mentions=NO_MENTIONS,
             guild_ready_timeout=settings.discord.guild_ready_timeout,
-            shard_count=settings.discord.shard_count,
         )
         self.settings = settings
         self.tree = app_commands.CommandTree(self)

@@ -95,6 +95,10 @@ class BotApp:
             Services(
                 settings=settings,
                 watches=core.watches,
+                alerts=core.alerts,
+                digests=core.digests,
+                papers=core.papers,
+                status=core.status,
                 deliverer=self.deliverer,
                 cooldown=Cooldown(settings.limits.command_cooldown, settings.limits.commands_per_minute),
             ),

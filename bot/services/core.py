@@ -9,9 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.db.engine import create_engine, session_factory
 from bot.db.migrate import upgrade
+from bot.services.alerts import AlertService
 from bot.services.clock import Clock, SystemClock
+from bot.services.digests import DigestService
 from bot.services.ingest import Ingestor
 from bot.services.matching import WatchMatcher
+from bot.services.papers import PaperService
+from bot.services.status import StatusService
+from bot.services.subscriptions import Subscriptions
 from bot.services.watches import WatchService
 
 
@@ -24,6 +29,10 @@ class Core:
     matcher: WatchMatcher
     ingestor: Ingestor
     watches: WatchService
+    alerts: AlertService
+    digests: DigestService
+    papers: PaperService
+    status: StatusService
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Core:
@@ -35,6 +44,8 @@ class Core:
         matcher = WatchMatcher(
             lookback_hours=settings.digest.lookback_hours, query_length=settings.limits.query_length
         )
+        papers = PaperService(sessions, settings, matcher, clock)
+        subscriptions = Subscriptions(settings, matcher, papers, clock)
         return cls(
             settings=settings,
             engine=engine,
@@ -42,7 +53,11 @@ class Core:
             clock=clock,
             matcher=matcher,
             ingestor=Ingestor(sessions, matcher, clock),
-            watches=WatchService(sessions, settings, matcher, clock),
+            watches=WatchService(sessions, settings, subscriptions),
+            alerts=AlertService(sessions, settings, subscriptions),
+            digests=DigestService(sessions, settings, clock),
+            papers=papers,
+            status=StatusService(sessions, clock),
         )
 
     async def close(self) -> None:

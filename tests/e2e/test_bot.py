@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 GUILDS_INTENT = 1 << 0
 
-SPEC_COMMANDS = {
+EXPECTED_COMMANDS = {
     "watch": {"add", "list", "remove", "pause", "resume", "test"},
     "alert": {"add", "list", "remove", "schedule"},
     "digest": {"set", "show", "now", "pause", "resume"},
@@ -26,14 +26,23 @@ SPEC_COMMANDS = {
 }
 
 
-def test_every_spec_command_is_registered_once() -> None:
+def test_every_documented_command_is_registered_once() -> None:
     settings = load_settings(environ={})
     client = PaperwatchClient(settings)
-    services = Services(settings=settings, watches=None, deliverer=None, cooldown=Cooldown(0, 10))  # type: ignore[arg-type]
+    services = Services(
+        settings=settings,
+        watches=None,
+        alerts=None,
+        digests=None,
+        papers=None,
+        status=None,
+        deliverer=None,
+        cooldown=Cooldown(0, 10),
+    )  # type: ignore[arg-type]
     add_commands(client.tree, services)
     groups = {group.name: group for group in client.tree.get_commands()}
-    assert set(groups) == set(SPEC_COMMANDS)
-    for name, subcommands in SPEC_COMMANDS.items():
+    assert set(groups) == set(EXPECTED_COMMANDS)
+    for name, subcommands in EXPECTED_COMMANDS.items():
         names = [command.name for command in groups[name].commands]  # type: ignore[union-attr]
         assert len(names) == len(set(names))
         assert subcommands <= set(names)
@@ -45,7 +54,7 @@ async def test_smallest_intents_and_commands_synced_only_when_changed(world: Wor
     assert sessions and all(s.intents == GUILDS_INTENT for s in sessions)
     assert len(world.fake.command_syncs) == 1
     synced = {c["name"]: c for c in world.fake.commands()}
-    assert set(synced) == set(SPEC_COMMANDS)
+    assert set(synced) == set(EXPECTED_COMMANDS)
     add_options = next(o for o in synced["watch"]["options"] if o["name"] == "add")["options"]
     assert [o["name"] for o in add_options] == ["query", "mode", "min_upvotes", "channel"]
     assert all(o["description"] for o in add_options)
@@ -91,7 +100,7 @@ async def test_unexpected_failure_shows_an_error_id_not_a_traceback(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(world.app.core.watches, "status", broken)
+    monkeypatch.setattr(world.app.core.status, "status", broken)
     with caplog.at_level(logging.ERROR):
         record = await world.command("paperwatch status")
     text = reply_text(record)

@@ -10,7 +10,7 @@ import discord
 from bot.discord.client import Services
 from bot.discord.embeds import escape_text
 from bot.domain.paper import Paper
-from bot.services.watches import Caller, UserError
+from bot.services.access import Caller, UserError
 
 
 def manages(interaction: discord.Interaction, channel_id: int) -> bool:

@@ -19,7 +19,7 @@ class AlertCommands(app_commands.Group):
     async def _alert_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[int]]:
-        choices = await self.services.watches.alert_choices(interaction.user.id, current)
+        choices = await self.services.alerts.alert_choices(interaction.user.id, current)
         return [app_commands.Choice(name=label, value=alert_id) for alert_id, label in choices]
 
     @app_commands.command(name="add", description="Get papers matching a query by DM")
@@ -37,7 +37,7 @@ class AlertCommands(app_commands.Group):
         min_upvotes: app_commands.Range[int, 0, 1_000_000] | None = None,
     ) -> None:
         pace(self.services, interaction)
-        added = await self.services.watches.add_alert(
+        added = await self.services.alerts.add_alert(
             caller(interaction), query=query, mode=mode.value if mode else None, min_upvotes=min_upvotes
         )
         text = f"Alert {describe_watch(added.watch)} added; matches come by DM."
@@ -50,7 +50,7 @@ class AlertCommands(app_commands.Group):
 
     @app_commands.command(name="list", description="Your DM alerts")
     async def list(self, interaction: discord.Interaction) -> None:
-        views = await self.services.watches.list_alerts(interaction.user.id)
+        views = await self.services.alerts.list_alerts(interaction.user.id)
         if not views:
             await reply(interaction, "You have no alerts. Add one with `/alert add`.")
             return
@@ -64,7 +64,7 @@ class AlertCommands(app_commands.Group):
     @app_commands.describe(alert="The alert id shown by /alert list")
     async def remove(self, interaction: discord.Interaction, alert: int) -> None:
         pace(self.services, interaction)
-        view = await self.services.watches.remove_alert(interaction.user.id, alert)
+        view = await self.services.alerts.remove_alert(interaction.user.id, alert)
         await reply(interaction, f"Removed alert #{view.id} `{view.query}`.")
 
     remove.autocomplete("alert")(_alert_autocomplete)
@@ -84,12 +84,12 @@ class AlertCommands(app_commands.Group):
         days: app_commands.Range[str, 1, 60] | None = None,
     ) -> None:
         pace(self.services, interaction)
-        info = await self.services.watches.set_alert_schedule(
+        info = await self.services.alerts.set_alert_schedule(
             interaction.user.id, time=time, timezone=timezone, days=days
         )
         await reply(interaction, f"Your DM digest: {info.schedule.describe()}; next {when(info.next_at)}.")
 
     @app_commands.command(name="resume", description="Resume your alerts after opening your DMs")
     async def resume(self, interaction: discord.Interaction) -> None:
-        count = await self.services.watches.resume_alerts(interaction.user.id)
+        count = await self.services.alerts.resume_alerts(interaction.user.id)
         await reply(interaction, f"Resumed your {count} alerts." if count else "You have no alerts.")

@@ -8,7 +8,8 @@ from discord import app_commands
 from bot.discord.client import Services, reply
 from bot.discord.commands._common import caller, pace, when
 from bot.domain.schedule import timezone_suggestions
-from bot.services.watches import DigestInfo, UserError
+from bot.services.access import UserError
+from bot.services.digests import DigestInfo
 
 
 async def timezone_autocomplete(
@@ -55,7 +56,7 @@ class DigestCommands(app_commands.Group):
         days: app_commands.Range[str, 1, 60] | None = None,
     ) -> None:
         channel_id = self._manage(interaction)
-        info = await self.services.watches.set_digest(
+        info = await self.services.digests.set_digest(
             caller(interaction), channel_id=channel_id, time=time, timezone=timezone, days=days
         )
         await reply(interaction, describe_digest(info, channel_id), ephemeral=False)
@@ -64,13 +65,13 @@ class DigestCommands(app_commands.Group):
     async def show(self, interaction: discord.Interaction) -> None:
         if interaction.guild_id is None or interaction.channel_id is None:
             raise UserError("This command works in a server channel.")
-        info = await self.services.watches.show_digest(interaction.guild_id, interaction.channel_id)
+        info = await self.services.digests.show_digest(interaction.guild_id, interaction.channel_id)
         await reply(interaction, describe_digest(info, interaction.channel_id))
 
     @app_commands.command(name="now", description="Post the waiting papers in this channel now")
     async def now(self, interaction: discord.Interaction) -> None:
         channel_id = self._manage(interaction)
-        target_id = await self.services.watches.channel_target_id(caller(interaction), channel_id)
+        target_id = await self.services.digests.channel_target_id(caller(interaction), channel_id)
         if target_id is None:
             raise UserError("This channel has no watches yet. Add one with `/watch add`.")
         await reply(interaction, "Posting the digest…")
@@ -90,7 +91,7 @@ class DigestCommands(app_commands.Group):
     @app_commands.command(name="pause", description="Stop posting this channel's digest")
     async def pause(self, interaction: discord.Interaction) -> None:
         channel_id = self._manage(interaction)
-        info = await self.services.watches.set_digest_paused(
+        info = await self.services.digests.set_digest_paused(
             caller(interaction), channel_id=channel_id, paused=True
         )
         await reply(interaction, describe_digest(info, channel_id), ephemeral=False)
@@ -98,7 +99,7 @@ class DigestCommands(app_commands.Group):
     @app_commands.command(name="resume", description="Post this channel's digest again")
     async def resume(self, interaction: discord.Interaction) -> None:
         channel_id = self._manage(interaction)
-        info = await self.services.watches.set_digest_paused(
+        info = await self.services.digests.set_digest_paused(
             caller(interaction), channel_id=channel_id, paused=False
         )
         await reply(interaction, describe_digest(info, channel_id), ephemeral=False)

@@ -19,7 +19,7 @@ class PaperCommands(app_commands.Group):
     @app_commands.command(name="search", description="Search stored papers with a query (only you see it)")
     @app_commands.describe(query='A query, e.g. author:"yann lecun" OR title:diffusion')
     async def search(self, interaction: discord.Interaction, query: app_commands.Range[str, 1, 1000]) -> None:
-        papers, total = await self.services.watches.search_papers(query)
+        papers, total = await self.services.papers.search(query)
         if not papers:
             await reply(interaction, "No stored paper matches that query.")
             return
@@ -28,7 +28,7 @@ class PaperCommands(app_commands.Group):
     @app_commands.command(name="show", description="Show one paper (only you see it)")
     @app_commands.describe(id="An arXiv id, e.g. 2403.01234")
     async def show(self, interaction: discord.Interaction, id: app_commands.Range[str, 1, 100]) -> None:
-        paper = await self.services.watches.get_paper(id)
+        paper = await self.services.papers.get(id)
         embed = discord.Embed.from_dict(paper_embed(DigestEntry(paper=paper)))
         await interaction.response.send_message(
             paper_line(paper), embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
@@ -42,7 +42,7 @@ class StatusCommands(app_commands.Group):
 
     @app_commands.command(name="status", description="Last poll, papers today, watches, next digest")
     async def status(self, interaction: discord.Interaction) -> None:
-        status = await self.services.watches.status(interaction.guild_id, interaction.channel_id)
+        status = await self.services.status.status(interaction.guild_id, interaction.channel_id)
         lines = ["**paperwatch status**"]
         if not status.feeds:
             lines.append("Feeds: not polled yet")

@@ -7,7 +7,8 @@ from discord import app_commands
 
 from bot.discord.client import Services, reply
 from bot.discord.commands._common import caller, pace, papers_block, target_channel, when
-from bot.services.watches import UserError, WatchView
+from bot.services.access import UserError
+from bot.services.subscriptions import WatchView
 
 MODE_CHOICES = [
     app_commands.Choice(name="digest (in the channel's scheduled digest)", value="digest"),
@@ -111,7 +112,7 @@ class WatchCommands(app_commands.Group):
             mode=mode.value if mode else None,
             min_upvotes=min_upvotes,
         )
-        info = await self.services.watches.show_digest(who.guild_id or 0, channel_id)
+        info = await self.services.digests.show_digest(who.guild_id or 0, channel_id)
         view = added.watch
         timing = (
             f"next digest {when(info.next_at)}"
@@ -194,7 +195,7 @@ class WatchCommands(app_commands.Group):
         query: app_commands.Range[str, 1, 1000],
         days: app_commands.Range[int, 1, 90] | None = None,
     ) -> None:
-        papers = await self.services.watches.test_query(query, days)
+        papers = await self.services.papers.preview(query, days)
         span = days or 7
         if not papers:
             await reply(interaction, f"`{query}` matches no paper seen in the last {span} days.")
