@@ -4,17 +4,17 @@ Run from the repository root (`make soak`):
 
     .venv/bin/python -m bench.soak [--channels 500] [--watches 2000] [--days 7] [--speed 3600]
 
-The bot runs as its own process (`python -m bot run`) on a scaled clock
-(`PAPERWATCH_CLOCK_START` / `PAPERWATCH_CLOCK_SPEED`), with a temporary SQLite database,
-against FakeDiscord and a Hugging Face Daily Papers server that both run in this process
-on 127.0.0.1. Channels and watches are created through real slash commands. Each
+The bot runs as its own process (`python -m bot run`) on a scaled clock (the testing aid
+`PAPERWATCH_CLOCK_START` / `PAPERWATCH_CLOCK_SPEED`, with `PAPERWATCH_TESTING=1`), with a
+temporary SQLite database, against FakeDiscord and a Hugging Face Daily Papers server that
+both run in this process on 127.0.0.1. Channels and watches are created through real slash commands. Each
 simulated day serves another real fixture day (its upvotes grow once the bot has read
 it); after the last day one more day passes with no new papers, so every digest that is
 due has been posted.
 
 Checked at the end, exit status 1 when one fails:
 - the papers posted to each channel (embed URLs) equal the expected ones, computed with
-  the reference evaluator (`bot.domain.matcher.matches`) and SPEC §3's rules;
+  the reference evaluator (`bot.domain.matcher.matches`) and the rules of docs/delivery.md;
 - no paper is posted twice to a channel;
 - the peak RSS of the bot process (with children) on the last paper day is within 10 % of
   the first day's. The heap grows to fit the largest batch of papers and deliveries it has
@@ -201,6 +201,7 @@ def bot_environment(
             "no_proxy": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
             "DISCORD_TOKEN": fake.token,
+            "PAPERWATCH_TESTING": "1",  # the scaled clock below is a testing aid, refused without it
             "PAPERWATCH_CLOCK_START": start.isoformat(),
             "PAPERWATCH_CLOCK_SPEED": str(args.speed),
             "PAPERWATCH_DISCORD__API_BASE": fake.api_base,

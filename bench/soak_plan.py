@@ -304,7 +304,7 @@ def expected_deliveries(
     *,
     lookback: timedelta,
 ) -> Expected:
-    """SPEC §3 with the reference evaluator.
+    """The delivery rules of docs/delivery.md, with the reference evaluator.
 
     A (channel, paper) pair is due when at least one of the channel's watches matches some
     version of the paper that the bot read, and the watch takes part: an instant watch only

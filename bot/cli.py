@@ -17,6 +17,7 @@ from bot.domain.matcher import explain
 from bot.domain.paper import FeedResult, Paper
 from bot.domain.query import ParseError, Query, parse_query
 from bot.feeds.detect import parse_feed_file
+from bot.services.clock import ClockSettingError
 from bot.services.core import Core
 from bot.services.ingest import IngestSummary
 from bot.terminal import ProgressBar, render_digest
@@ -129,7 +130,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     from bot.discord.runner import run_bot
 
-    return run_bot(settings)
+    try:
+        return run_bot(settings)
+    except ClockSettingError as exc:  # the test clock without PAPERWATCH_TESTING=1
+        print(f"paperwatch run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:

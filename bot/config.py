@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import tomllib
@@ -25,6 +26,14 @@ ENV_PREFIX = "PAPERWATCH_"
 CONFIG_ENV = "PAPERWATCH_CONFIG"
 TOKEN_ENV = "DISCORD_TOKEN"  # noqa: S105 - the variable name, not a token
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+RETIRED_KEYS = {
+    "discord.shard_count": "it never sharded the bot, which runs as one shard",
+    "feeds.arxiv.api_url": "nothing read it",
+}
+"""Keys that earlier versions accepted but that had no effect: ignored with a warning, so that
+a config file written for those versions still starts the bot, unchanged in behaviour."""
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -60,7 +69,6 @@ class DiscordSettings:
     application_id: int | None = None
     """Used by `paperwatch invite-url`; the running bot reads its own from Discord."""
     guild_ready_timeout: float = 2.0
-    shard_count: int | None = None
     identify_delay: float = 5.0
     """Seconds between gateway identifies after the first (Discord allows one per 5 s)."""
 
@@ -85,7 +93,6 @@ class HuggingFaceSettings:
 class ArxivSettings:
     enabled: bool = False
     rss_url: str = "https://rss.arxiv.org/rss/"
-    api_url: str = "https://export.arxiv.org/api/query"
     categories: tuple[str, ...] = ("cs.CL", "cs.LG")
     poll_interval: float = 3600.0
 
@@ -218,9 +225,15 @@ def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.name not in ("token", "source")}
-    for key in raw:
+    for key in list(raw):
         if key not in known:
             where = f"{prefix}{key}"
+            if where in RETIRED_KEYS:
+                log.warning(
+                    "%s is no longer a setting and is ignored (%s); remove it", where, RETIRED_KEYS[where]
+                )
+                del raw[key]
+                continue
             if key == "token" and prefix == "discord.":
                 raise ConfigError("discord.token: the bot token is read only from DISCORD_TOKEN")
             raise ConfigError(f"{where}: unknown key (known here: {', '.join(sorted(known))})")
@@ -329,7 +342,6 @@ def _validate(s: Settings) -> None:
         ("discord.api_base", s.discord.api_base),
         ("feeds.huggingface.url", s.feeds.huggingface.url),
         ("feeds.arxiv.rss_url", s.feeds.arxiv.rss_url),
-        ("feeds.arxiv.api_url", s.feeds.arxiv.api_url),
     ):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{key}: expected an http(s) URL, got {url!r}")

@@ -4,8 +4,8 @@ Everything here is real: settings come from `load_settings`, the database is a S
 migrated by Alembic, and feeds are the captured responses in `tests/fixtures/feeds/`.
 
 The second half holds a small *independent* reading of the fixtures (plain `json` and
-`ElementTree`) and of SPEC §2's word rules, so tests can derive expected values from the
-data and the spec instead of from the code under test.
+`ElementTree`) and of the word rules of docs/queries.md, so tests can derive expected values
+from the data and the documented rules instead of from the code under test.
 """
 
 from __future__ import annotations
@@ -142,19 +142,19 @@ async def core(make_core: Callable[..., Awaitable[Core]]) -> Core:
     return await make_core()
 
 
-# --- an independent reading of the fixtures and of SPEC §2 -----------------------------------
+# --- an independent reading of the fixtures and of docs/queries.md ----------------------------
 
 _WORD = re.compile(r"[^\W_]+")
 _SPACE = re.compile(r"\s+")
 
 
 def spec_words(text: str) -> list[str]:
-    """SPEC §2: NFKC + casefold, then split on anything that is not a letter or digit."""
+    """docs/queries.md: NFKC + casefold, then split on anything that is not a letter or digit."""
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
 def spec_stem(word: str) -> str:
-    """SPEC §2's singular/plural folding, written from the spec's wording."""
+    """The singular/plural folding of docs/queries.md, written from its wording."""
     if len(word) < 3 or not word.endswith("s"):
         return word
     if word.endswith(("us", "ss")):
@@ -182,7 +182,7 @@ class RawEntry:
 
 
 def term_matches(term: str, entry: RawEntry) -> bool:
-    """A bare term (SPEC §2): some title or abstract word folds to the same singular."""
+    """A bare term (docs/queries.md): some title or abstract word folds to the same singular."""
     folded = spec_stem(spec_words(term)[0])
     return any(spec_stem(w) == folded for w in spec_words(entry.title) + spec_words(entry.abstract))
 

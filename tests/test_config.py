@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import RETIRED_KEYS, ConfigError, load_settings
 from tests.conftest import TOKEN
 
 pytestmark = pytest.mark.usefixtures("isolated_cwd")
@@ -295,3 +296,50 @@ def test_token_in_a_paperwatch_variable_is_refused() -> None:
     message = config_error(environ={"PAPERWATCH_DISCORD__TOKEN": TOKEN})
     assert "DISCORD_TOKEN" in message
     assert TOKEN not in message
+
+
+# --- keys that did nothing -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[discord]\nshard_count = 2\n", "discord.shard_count"),
+        ('[feeds.arxiv]\napi_url = "https://export.arxiv.org/api/query"\n', "feeds.arxiv.api_url"),
+    ],
+)
+def test_a_retired_key_in_the_file_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, toml: str, key: str
+) -> None:
+    path = write(tmp_path, toml + '\n[digest]\ntime = "07:15"\n')
+    with caplog.at_level(logging.WARNING, logger="bot.config"):
+        settings = load_settings(path, environ={})
+    assert settings.digest.time == "07:15"  # the rest of the file is read as before
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert key in warnings[0]
+    assert "ignored" in warnings[0]
+    assert key.rsplit(".", 1)[1] not in json.dumps(settings.public_dict())
+
+
+def test_a_retired_key_from_the_environment_is_ignored_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bot.config"):
+        settings = load_settings(environ={"PAPERWATCH_DISCORD__SHARD_COUNT": "4"})
+    assert not hasattr(settings.discord, "shard_count")
+    assert any("discord.shard_count" in r.getMessage() for r in caplog.records)
+
+
+def test_the_example_config_names_only_keys_that_do_something() -> None:
+    text = (Path(__file__).resolve().parents[1] / "config.example.toml").read_text(encoding="utf-8")
+    for retired in RETIRED_KEYS:
+        assert retired.rsplit(".", 1)[1] not in text
+
+
+def test_the_test_clock_variables_are_not_settings() -> None:
+    """They have no `__`, so they never reach the settings; `paperwatch run` checks them (test_clock)."""
+    settings = load_settings(
+        environ={"PAPERWATCH_CLOCK_START": "2025-10-03T08:00:00", "PAPERWATCH_CLOCK_SPEED": "60"}
+    )
+    assert settings.public_dict() == load_settings(environ={}).public_dict()

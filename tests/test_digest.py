@@ -1,4 +1,4 @@
-"""Digest composition (SPEC §3): ordered by upvotes then date, capped, the rest announced."""
+"""Digest composition (docs/delivery.md): ordered by upvotes then date, capped, the rest announced."""
 
 from __future__ import annotations
 

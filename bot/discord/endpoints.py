@@ -1,4 +1,4 @@
-"""Point discord.py at configurable Discord endpoints (SPEC §5 ``[discord] api_base`` / ``gateway_url``).
+"""Point discord.py at the Discord endpoints of docs/configuration.md (``api_base``, ``gateway_url``).
 
 discord.py 2.7 has no public option for either URL, so this is the one place that sets the
 two class attributes the library itself reads:

@@ -1,7 +1,7 @@
 """The watch query language: tokenizer, parser and syntax tree.
 
 A query is a small boolean expression over words, phrases, prefixes, fields,
-arXiv categories and HF upvotes (SPEC §2). `parse_query` turns the text a user
+arXiv categories and HF upvotes (docs/queries.md). `parse_query` turns the text a user
 typed into a `Query`, or raises `ParseError` naming the position and what was
 expected there.
 """

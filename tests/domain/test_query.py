@@ -27,7 +27,7 @@ def error(text, **kwargs):
 
 
 class TestSyntaxTable:
-    """One test per row of the SPEC §2 table."""
+    """One test per row of the syntax table of docs/queries.md."""
 
     def test_bare_term(self):
         assert root("diffusion") == Term("diffusion")

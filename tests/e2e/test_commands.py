@@ -1,4 +1,4 @@
-"""Every SPEC §4 slash command through the real bot and discord.py, with its bad-input paths."""
+"""Every slash command of docs/commands.md through the real bot and discord.py, with its bad-input paths."""
 
 from __future__ import annotations
 

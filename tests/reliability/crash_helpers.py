@@ -43,7 +43,7 @@ _OPEN_DM = re.compile(OPEN_DM)
 
 
 def paper_url(entry: dict[str, Any]) -> str:
-    """The URL an embed of this HF entry must carry (SPEC §3: the paper's Hugging Face page)."""
+    """The URL an embed of this HF entry must carry (docs/delivery.md: the paper's Hugging Face page)."""
     return f"https://huggingface.co/papers/{entry['paper']['id']}"
 
 

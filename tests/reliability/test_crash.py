@@ -1,8 +1,8 @@
 """Crash tests (issue #4 item 1): the bot as a real process, killed and restarted mid-delivery.
 
-SPEC §3: "A paper is posted to a target at most once ... and no match is lost: not across
-restarts ... A crash between sending and recording must not lead to a duplicate post after
-restart." README "Reliability": rows are claimed with a nonce before the send, sent with
+docs/delivery.md, "Exactly once": a paper is posted to a target at most once and no match is
+lost, not across restarts, and a crash between sending and recording does not lead to a
+duplicate post after restart. README "Reliability": rows are claimed with a nonce before the send, sent with
 `nonce` + `enforce_nonce`, marked sent afterwards, and re-sent with the same nonce at start.
 
 The first test kills `python -m bot run` with SIGKILL at 20 points of delivering 89 real
@@ -255,7 +255,7 @@ async def test_sigkill_at_20_points_posts_every_paper_to_every_target_exactly_on
         assert any("re-send of a stored message" in " ".join(k.unanswered) for k in world.kills)
         assert sum(OPEN_DM in " ".join(k.unanswered) for k in world.kills) >= 2
         # Every message left stored but unconfirmed was re-sent with its nonce at the next start
-        # (SPEC §3), and Discord answered with the message it had instead of a second one.
+        # (docs/delivery.md), and Discord answered with the message it had instead of a second one.
         not_resent = [k.number for k in mid_send if world.resends_after(k.start) == 0]
         assert not not_resent, world.kill_report()
 

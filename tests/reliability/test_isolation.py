@@ -1,4 +1,4 @@
-"""Guilds and users are isolated from each other (SPEC §4, last paragraph; issue #4, item 3).
+"""Guilds and users are isolated from each other (docs/commands.md, "Permissions"; issue #4, item 3).
 
 Interactions are crafted the way a modified client or a replayed payload could send them:
 ids of another guild's watches or another user's alerts, a channel of another guild,
