@@ -1,0 +1,1 @@
+"""Alembic migrations, installed with the program as `bot.migrations`."""
