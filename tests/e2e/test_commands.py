@@ -3,38 +3,65 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 
+from tests.conftest import HF_DIR, RawEntry, expected_matches, raw_entries, spec_stem, spec_words
 from tests.e2e.conftest import World, reply_text
-from tests.feedserver import load_hf_day
 
 pytestmark = pytest.mark.slow
 
 EPHEMERAL = 64
+DAY = HF_DIR / "2025-03-17.json"
+"""The fixture day the local feed server serves; the bot's first poll stores it."""
+LINKED = re.compile(r"https://huggingface\.co/papers/([\w./-]+)")
 
 
 def flags(record) -> int:
     return int((record.callback.get("data") or {}).get("flags") or 0)
 
 
+def stored_ids(world: World) -> set[str]:
+    """The arXiv ids in the bot's database, read with plain sqlite3."""
+    if not world.db.exists():
+        return set()
+    with sqlite3.connect(world.db) as conn:
+        try:
+            return {row[0] for row in conn.execute("SELECT arxiv_id FROM papers")}
+        except sqlite3.OperationalError:  # not migrated yet
+            return set()
+
+
+async def day_stored(world: World) -> None:
+    """Wait until every paper of the fixture day is in the database."""
+    day = {e.arxiv_id for e in raw_entries(DAY)}
+    await world.wait(lambda: day <= stored_ids(world), timeout=10)
+
+
+def linked_ids(text: str) -> list[str]:
+    return LINKED.findall(text)
+
+
+def by_upvotes(ids: list[str]) -> list[str]:
+    entries = {e.arxiv_id: e for e in raw_entries(DAY)}
+    return sorted(ids, key=lambda i: (-entries[i].upvotes, i))
+
+
+def title_has(word: str, entry: RawEntry) -> bool:
+    return spec_stem(word) in {spec_stem(w) for w in spec_words(entry.title)}
+
+
 async def test_watch_add_replies_with_recent_matches_and_lists(world: World) -> None:
     await world.start_bot()
-    await world.wait(lambda: len(world.feeds.hf_requests()) >= 1)
-    # The first poll runs at start; wait for its papers to be stored.
-    await world.wait(lambda: "2025-03-17" in str(world.feeds.hf_requests()))
-    entries = load_hf_day("2025-03-17")
-    expected = [
-        e
-        for e in entries
-        if {"diffusion", "diffusions"}
-        & set(re.findall(r"[^\W_]+", (e["paper"]["title"] + " " + e["paper"]["summary"]).lower()))
-    ]
-    assert expected, "fixture day should contain diffusion papers"
+    await day_stored(world)
+    expected = expected_matches("diffusion", DAY)
+    assert expected, "the fixture day has diffusion papers"
     record = await world.command("watch add", query="diffusion")
     text = reply_text(record)
     assert "added" in text
     assert f"would have matched {len(expected)} papers" in text
+    assert linked_ids(text) == by_upvotes(expected)[:5]
     assert flags(record) & EPHEMERAL == 0
 
     listing = await world.command("watch list", user_id=world.member_id)
@@ -85,10 +112,17 @@ async def test_watch_remove_pause_resume_and_autocomplete(world: World) -> None:
 
 async def test_watch_test_is_ephemeral(world: World) -> None:
     await world.start_bot()
-    await world.wait(lambda: len(world.feeds.hf_requests()) >= 1)
+    await day_stored(world)
+    expected = expected_matches("diffusion", DAY)
     record = await world.command("watch test", user_id=world.member_id, query="diffusion", days=7)
     assert flags(record) & EPHEMERAL
-    assert "matches" in reply_text(record)
+    text = reply_text(record)
+    assert f"matches {len(expected)} papers" in text
+    assert linked_ids(text) == by_upvotes(expected)[:10]
+    assert expected_matches("zyzzyvaquux", DAY) == []
+    none = await world.command("watch test", user_id=world.member_id, query="zyzzyvaquux")
+    assert "matches no paper" in reply_text(none)
+    assert linked_ids(reply_text(none)) == []
     bad = await world.command("watch test", query="a OR")
     assert "position 4" in reply_text(bad)
 
@@ -146,19 +180,23 @@ async def test_alerts_add_list_schedule_remove(world: World) -> None:
 
 async def test_paper_search_show_and_status(world: World) -> None:
     await world.start_bot()
-    await world.wait(lambda: len(world.feeds.hf_requests()) >= 1)
-    first = load_hf_day("2025-03-17")[0]["paper"]
-    await world.wait(lambda: True)
-    shown = await world.command("paper show", user_id=world.member_id, id=first["id"])
+    await day_stored(world)
+    first = raw_entries(DAY)[0]
+    shown = await world.command("paper show", user_id=world.member_id, id=first.arxiv_id)
     assert flags(shown) & EPHEMERAL
     embeds = (shown.callback.get("data") or {}).get("embeds") or []
-    assert embeds and embeds[0]["url"] == f"https://huggingface.co/papers/{first['id']}"
+    assert embeds and embeds[0]["url"] == f"https://huggingface.co/papers/{first.arxiv_id}"
+    assert embeds[0]["title"].startswith(first.title[:40])
     unknown = await world.command("paper show", id="2101.00001")
     assert "has not seen" in reply_text(unknown)
     bad = await world.command("paper show", id="not-an-id")
     assert "not an arXiv id" in reply_text(bad)
+    in_titles = [e.arxiv_id for e in raw_entries(DAY) if title_has("diffusion", e)]
+    assert 0 < len(in_titles) < len(expected_matches("diffusion", DAY))  # title: narrows the search
     search = await world.command("paper search", query="title:diffusion")
     assert flags(search) & EPHEMERAL
+    assert f"{len(in_titles)} papers match" in reply_text(search)
+    assert sorted(linked_ids(reply_text(search))) == sorted(in_titles)
     status = await world.command("paperwatch status")
     text = reply_text(status)
     assert "huggingface:2025-03-17" in text
