@@ -71,6 +71,9 @@ class DiscordSettings:
     guild_ready_timeout: float = 2.0
     identify_delay: float = 5.0
     """Seconds between gateway identifies after the first (Discord allows one per 5 s)."""
+    nonce_window: float = 300.0
+    """Seconds an unconfirmed message is re-sent with its own nonce, which Discord deduplicates
+    for a few minutes only; an older one is first looked for in the channel's history."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +322,7 @@ def _validate(s: Settings) -> None:
     positive("feeds.max_attempts", s.feeds.max_attempts)
     positive("digest.max_papers", s.digest.max_papers)
     positive("digest.check_interval", s.digest.check_interval)
+    positive("discord.nonce_window", s.discord.nonce_window)
     positive("limits.query_length", s.limits.query_length)
     positive("limits.watches_per_channel", s.limits.watches_per_channel)
     positive("limits.alerts_per_user", s.limits.alerts_per_user)

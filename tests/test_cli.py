@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import discord
 import pytest
 
 from bot.cli import main
@@ -277,6 +279,16 @@ def test_invite_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("https://discord.com/oauth2/authorize?")
     assert "client_id=123456789012345678" in out
     assert "applications.commands" in out.replace("+", " ").replace("%20", " ")
+    # exactly the permissions the README names, by their names in discord.py (not the code's number)
+    wanted = discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        send_messages_in_threads=True,
+        embed_links=True,
+        read_message_history=True,
+    )
+    [permissions] = parse_qs(urlsplit(out.strip()).query)["permissions"]
+    assert int(permissions) == wanted.value
     code, _, err = run(capsys, "invite-url")
     assert code == 2
     assert "application" in err.lower()

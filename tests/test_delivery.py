@@ -5,7 +5,7 @@ Everything else is real: a migrated SQLite file, the real renderer, real fixture
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -33,9 +33,18 @@ class RecordingSender(Sender):
 
     `fail_on[n]` makes the n-th call (1-based) raise; with `posted_anyway`, the message is
     created first (Discord got it, the answer was lost) and the error raised afterwards.
+    Like Discord, a nonce is honoured for `nonce_window` only (measured on `clock`), and the
+    history of a destination can be read back (`history_error` makes reading it fail).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, clock: FakeClock | None = None, nonce_window: timedelta = timedelta(minutes=5)
+    ) -> None:
+        self.clock = clock
+        self.nonce_window = nonce_window
+        self.history_reads: list[tuple[Destination, datetime]] = []
+        self.history_error: Exception | None = None
+        self.posted_at: dict[int, datetime] = {}
         self.calls: list[tuple[Destination, OutgoingMessage, str]] = []
         self.posted: list[tuple[Destination, OutgoingMessage, str, int]] = []
         self.notices: list[tuple[Destination, str]] = []
@@ -50,16 +59,35 @@ class RecordingSender(Sender):
         failure = self.fail_on.get(number)
         if failure is not None and number not in self.posted_anyway:
             raise failure
-        if nonce in self._by_nonce:  # enforce_nonce: Discord answers with the message it made
-            message_id = self._by_nonce[nonce]
+        if nonce in self._by_nonce and self._honoured(self._by_nonce[nonce]):
+            message_id = self._by_nonce[nonce]  # enforce_nonce: Discord answers with the message it made
         else:
             self._next_id += 1
             message_id = self._next_id
             self._by_nonce[nonce] = message_id
             self.posted.append((destination, message, nonce, message_id))
+            if self.clock is not None:
+                self.posted_at[message_id] = self.clock.now()
         if failure is not None:
             raise failure
         return message_id
+
+    def _honoured(self, message_id: int) -> bool:
+        made = self.posted_at.get(message_id)
+        return made is None or self.clock is None or self.clock.now() - made <= self.nonce_window
+
+    async def sent_since(
+        self, destination: Destination, since: datetime, looking_for: Collection[str]
+    ) -> dict[int, frozenset[str]]:
+        assert self.clock is not None, "give the sender the clock to read history"
+        self.history_reads.append((destination, since))
+        if self.history_error is not None:
+            raise self.history_error
+        return {
+            message_id: frozenset(str(e["url"]) for e in message.embeds)
+            for where, message, _, message_id in self.posted
+            if where.target_id == destination.target_id and self.posted_at[message_id] >= since
+        }
 
     async def notify_paused(self, destination: Destination, reason: str) -> bool:
         self.notices.append((destination, reason))
@@ -359,7 +387,7 @@ async def test_crash_between_send_and_record_does_not_post_twice(
 
     # a restart: a new process on the same database re-sends what was not confirmed
     restarted = await make_core()
-    clock.advance(minutes=5)
+    clock.advance(minutes=4)  # back within the nonce window: re-sent with the same nonce
     await deliverer(restarted, sender).recover()
     assert [c[2] for c in sender.calls].count(first_nonce) == 2
     assert sorted(sender.posted_paper_ids()) == sorted(digest_order())  # each paper on screen once

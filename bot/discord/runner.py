@@ -85,7 +85,12 @@ class BotApp:
         self.http = self._given_http or build_http_client(settings)
         self.client = client = PaperwatchClient(settings)
         self.deliverer = Deliverer(
-            core.sessions, DiscordSender(client), render, core.clock, max_papers=settings.digest.max_papers
+            core.sessions,
+            DiscordSender(client),
+            render,
+            core.clock,
+            max_papers=settings.digest.max_papers,
+            nonce_window=settings.discord.nonce_window,
         )
         poller = FeedPoller(
             settings, build_fetcher(settings, self.http), core.sessions, core.ingestor, core.clock

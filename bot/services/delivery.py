@@ -3,7 +3,9 @@
 A delivery row is claimed and given a nonce in a committed transaction before anything is
 sent; the message goes out with that nonce and `enforce_nonce`, so Discord answers a repeat
 with the message it already made; the row is marked sent with the message id afterwards.
-Rows still claimed after a crash are re-sent with the same nonce when the bot starts.
+Rows still claimed after a crash are re-sent with the same nonce when the bot starts, as
+long as Discord still honours that nonce (`nonce_window`); older claims are first checked
+against the target's history (bot/services/reconcile.py) and only what is not there is sent.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,56 +33,32 @@ from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository, W
 from bot.domain.digest import Digest, DigestEntry, Match, compose_digest
 from bot.domain.schedule import Schedule, parse_time
 from bot.services.clock import Clock
+from bot.services.outbox import (
+    Destination,
+    MessageRejected,
+    OutgoingMessage,
+    Sender,
+    SendError,
+    TargetGone,
+    destination_of,
+    make_nonce,
+)
+from bot.services.reconcile import DEFAULT_NONCE_WINDOW, settle_stale_claims
+
+__all__ = [
+    "Deliverer",
+    "DeliveryReport",
+    "Destination",
+    "MessageRejected",
+    "OutgoingMessage",
+    "Renderer",
+    "SendError",
+    "Sender",
+    "TargetGone",
+    "make_nonce",
+]
 
 log = logging.getLogger(__name__)
-
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-NONCE_MAX = 25
-
-
-class SendError(Exception):
-    """Sending failed in a way that may succeed later (rate limit, 5xx, network)."""
-
-
-class MessageRejected(Exception):  # noqa: N818 - names what Discord did
-    """Discord refused the message itself (HTTP 400): sending it again cannot succeed."""
-
-
-class TargetGone(Exception):  # noqa: N818 - names what happened to the target
-    """The destination refuses for good: channel deleted, permission lost, DMs closed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    target_id: int
-    kind: str
-    guild_id: int | None
-    channel_id: int
-    user_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    content: str | None
-    embeds: list[dict[str, object]]
-    delivery_ids: tuple[int, ...]
-
-
-class Sender:
-    """Where messages go; the Discord layer provides the real one."""
-
-    async def send(self, destination: Destination, message: OutgoingMessage, nonce: str) -> int:
-        """Post `message` with `nonce` (enforced); return the message id."""
-        raise NotImplementedError
-
-    async def notify_paused(self, destination: Destination, reason: str) -> bool:
-        """Tell the guild (once) that a channel's watches were paused; True if told."""
-        return False
-
 
 Renderer = Callable[[Digest, str], list[OutgoingMessage]]
 """Turns a digest into messages; the second argument is "digest", "instant" or "resend"."""
@@ -92,29 +71,9 @@ class DeliveryReport:
     overflow: int = 0
     paused: bool = False
     retry: bool = False
+    found_sent: int = 0
+    """Papers of old claims found already posted in the target's history, and recorded."""
     errors: list[str] = field(default_factory=list)
-
-
-def make_nonce(target_id: int, first_delivery_id: int, attempt: int) -> str:
-    """A short, unique-per-message nonce (Discord allows 25 characters)."""
-    nonce = f"pw{_b36(target_id)}.{_b36(first_delivery_id)}.{_b36(attempt)}"
-    if len(nonce) > NONCE_MAX:  # pragma: no cover - needs ids beyond 36**10
-        raise ValueError("delivery ids too large for a nonce")
-    return nonce
-
-
-def _b36(number: int) -> str:
-    if number == 0:
-        return "0"
-    digits = []
-    while number:
-        number, rest = divmod(number, 36)
-        digits.append(_ALPHABET[rest])
-    return "".join(reversed(digits))
-
-
-def destination_of(target: TargetRow) -> Destination:
-    return Destination(target.id, target.kind, target.guild_id, target.channel_id, target.user_id)
 
 
 class Deliverer:
@@ -126,12 +85,15 @@ class Deliverer:
         clock: Clock,
         *,
         max_papers: int,
+        nonce_window: float = DEFAULT_NONCE_WINDOW,
     ) -> None:
         self.sessions = sessions
         self.sender = sender
         self.renderer = renderer
         self.clock = clock
         self.max_papers = max_papers
+        self.nonce_window = timedelta(seconds=nonce_window)
+        """How long a claim is re-sent with its own nonce; Discord must honour it at least as long."""
         self._lock = asyncio.Lock()
         self._closing = False
 
@@ -159,7 +121,7 @@ class Deliverer:
     # -- entry points ----------------------------------------------------------------------
 
     async def recover(self) -> DeliveryReport:
-        """Re-send every message that was claimed but not confirmed, with its own nonce."""
+        """Re-send every message that was claimed but not confirmed (old claims: what history lacks)."""
         async with self._lock:
             report = DeliveryReport()
             async with self.sessions() as session:
@@ -245,6 +207,8 @@ class Deliverer:
         await self._send_all(destination, messages, report)
 
     async def _resend_claimed(self, target_id: int, report: DeliveryReport) -> None:
+        if not await self._settle_stale(target_id, report):
+            return
         async with self.sessions() as session:
             target = await session.get(TargetRow, target_id)
             rows = await DeliveryRepository(session).claimed(target_id)
@@ -262,11 +226,44 @@ class Deliverer:
                 for message in self.renderer(digest, "resend"):
                     messages.append((replace(message, content=content), nonce))
             destination = destination_of(target)
-        await self._send_all(destination, messages, report)
+        await self._send_all(destination, messages, report, resending=True)
+
+    async def _settle_stale(self, target_id: int, report: DeliveryReport) -> bool:
+        """Settle claims older than the nonce window against history; False if that must wait."""
+        try:
+            settled = await settle_stale_claims(
+                self.sessions, self.sender, self.clock, target_id, self.nonce_window
+            )
+        except TargetGone as gone:
+            async with self.sessions() as session:
+                target = await session.get(TargetRow, target_id)
+            if target is None:
+                return False
+            log.warning("target %s: its history cannot be read (%s); pausing its watches", target_id, gone)
+            await self._pause(destination_of(target), gone.reason, [])
+            report.paused = True
+            report.errors.append(gone.reason)
+            return False
+        except SendError as exc:
+            log.warning("target %s: reading its history failed, will retry: %s", target_id, exc)
+            async with self.sessions() as session:
+                ids = [row.id for row in await DeliveryRepository(session).claimed(target_id)]
+            await self._note_error(ids, f"reading the history failed: {exc}")
+            report.retry = True
+            report.errors.append(str(exc))
+            return False
+        report.found_sent += settled.found
+        return True
 
     async def _send_all(
-        self, destination: Destination, messages: list[tuple[OutgoingMessage, str]], report: DeliveryReport
+        self,
+        destination: Destination,
+        messages: list[tuple[OutgoingMessage, str]],
+        report: DeliveryReport,
+        *,
+        resending: bool = False,
     ) -> None:
+        """Send in order; `resending`: these were claimed before, and Discord may hold some already."""
         for index, (message, nonce) in enumerate(messages):
             try:
                 message_id = await self.sender.send(destination, message, nonce)
@@ -274,7 +271,9 @@ class Deliverer:
                 log.warning(
                     "target %s refuses messages (%s); pausing its watches", destination.target_id, gone
                 )
-                unsent = [d for m, _ in messages[index:] for d in m.delivery_ids]
+                # a fresh claim was not posted: back to the queue. A claim sent before may
+                # have been posted: it stays claimed, and is checked against history on resume.
+                unsent = [] if resending else [d for m, _ in messages[index:] for d in m.delivery_ids]
                 await self._pause(destination, gone.reason, unsent)
                 report.paused = True
                 report.errors.append(gone.reason)

@@ -468,6 +468,11 @@ class FakeDiscord:
         """Undo :meth:`forbid_channel`."""
         self.set_overwrite(channel_id, self.bot_user.id)
 
+    def hide_history(self, channel_id: int) -> None:
+        """Take READ_MESSAGE_HISTORY from the bot there: reading the channel's messages answers an
+        empty list (as Discord does), posting still works. :meth:`allow_channel` undoes it."""
+        self.set_overwrite(channel_id, self.bot_user.id, deny=Perm.READ_MESSAGE_HISTORY)
+
     def add_role(
         self, guild_id: int, name: str, permissions: PermissionsLike = 0, *, mentionable: bool = False
     ) -> FakeRole:
@@ -1721,19 +1726,30 @@ class FakeDiscord:
 
     @_route("GET", r"/channels/(?P<channel_id>\d+)/messages")
     async def _r_list_messages(self, req: _ApiRequest) -> Any:
+        """Newest first. ``limit`` 1-100 (default 50); ``after`` gives the ``limit`` messages just
+        after it, ``before`` the ones just before it, ``around`` the ones around it. As on Discord:
+        without View Channel 403 (50001); without Read Message History an empty list, not an error;
+        nonces are not part of fetched messages (only of the create answer and the gateway event)."""
         channel = self._check_send(int(req.params["channel_id"]), send=False)
-        limit = max(1, min(100, int(req.query.get("limit", "50"))))
+        limit = _as_int(req.query.get("limit", "50"), "limit")
+        if not 1 <= limit <= 100:
+            raise form_error(["limit"], "NUMBER_TYPE_MAX", "Must be between 1 and 100.")
+        if (
+            channel.guild_id is not None
+            and not self.permissions_for(self.bot_user.id, channel.id) & Perm.READ_MESSAGE_HISTORY
+        ):
+            return []
         messages = self.messages(channel.id)
         if "before" in req.query:
-            messages = [m for m in messages if m.id < int(req.query["before"])]
+            messages = [m for m in messages if m.id < _as_int(req.query["before"], "before")]
         if "after" in req.query:
-            messages = [m for m in messages if m.id > int(req.query["after"])][:limit]
+            messages = [m for m in messages if m.id > _as_int(req.query["after"], "after")][:limit]
         if "around" in req.query:
-            around = int(req.query["around"])
+            around = _as_int(req.query["around"], "around")
             older = [m for m in messages if m.id <= around][-((limit + 1) // 2) :]
             newer = [m for m in messages if m.id > around][: limit // 2]
             messages = older + newer
-        return [m.data for m in reversed(messages[-limit:])]
+        return [{k: v for k, v in m.data.items() if k != "nonce"} for m in reversed(messages[-limit:])]
 
     @_route("GET", r"/channels/(?P<channel_id>\d+)/messages/(?P<message_id>\d+)")
     async def _r_get_message(self, req: _ApiRequest) -> Any:

@@ -542,6 +542,101 @@ async def test_history_is_newest_first(world: tuple[FakeDiscord, FakeGuild, Mini
     assert [m.content for m in fake.messages(channel.id)] == ["one", "two", "three"]
 
 
+async def test_history_pages_with_limit_before_and_after(
+    world: tuple[FakeDiscord, FakeGuild, MiniBot],
+) -> None:
+    _, guild, client = world
+    cid = guild.default_channel_id or 0
+    channel = _channel(client, cid)
+    sent = [await channel.send(f"m{i}", nonce=f"n{i}") for i in range(7)]
+    ids = [m.id for m in sent]
+
+    async def page(**params: int) -> list[int]:
+        data = await client.http.request(
+            Route("GET", "/channels/{channel_id}/messages", channel_id=cid), params=params
+        )
+        assert all("nonce" not in m for m in data)  # only the create answer carries it
+        return [int(m["id"]) for m in data]
+
+    assert await page() == ids[::-1]  # default limit 50, newest first
+    assert await page(limit=3) == ids[:-4:-1]  # the newest three
+    assert await page(after=ids[1], limit=3) == [ids[4], ids[3], ids[2]]  # the three just after
+    assert await page(after=ids[4]) == [ids[6], ids[5]]
+    assert await page(before=ids[3], limit=2) == [ids[2], ids[1]]
+    assert await page(after=ids[6]) == []
+    for bad in (0, 101):
+        with pytest.raises(discord.HTTPException) as excinfo:
+            await page(limit=bad)
+        assert (excinfo.value.status, excinfo.value.code) == (400, 50035)
+    # a time as a snowflake (what a bot does to read "since then"): everything after it
+    since = discord.utils.snowflake_time(ids[3])
+    assert await page(after=discord.utils.time_snowflake(since)) == ids[:2:-1]
+    # discord.py's own paging (after=, oldest_first) walks the same pages
+    walked = [
+        m.id async for m in channel.history(limit=None, after=discord.Object(ids[0]), oldest_first=True)
+    ]
+    assert walked == ids[1:]
+
+
+async def test_history_without_read_message_history_is_empty_and_hidden_channel_refuses(
+    world: tuple[FakeDiscord, FakeGuild, MiniBot],
+) -> None:
+    fake, guild, client = world
+    cid = guild.default_channel_id or 0
+    route = Route("GET", "/channels/{channel_id}/messages", channel_id=cid)
+    await _channel(client, cid).send("one")
+    assert len(await client.http.request(route)) == 1
+    fake.hide_history(cid)  # like Discord: an empty answer, not an error; posting still works
+    assert await client.http.request(route) == []
+    await client.http.request(
+        Route("POST", "/channels/{channel_id}/messages", channel_id=cid), json={"content": "two"}
+    )
+    assert [m.content for m in fake.messages(cid)] == ["one", "two"]
+    fake.allow_channel(cid)
+    assert len(await client.http.request(route)) == 2
+    fake.forbid_channel(cid, hide=True)  # no View Channel: 403 Missing Access
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await client.http.request(route)
+    assert excinfo.value.code == 50001
+    # and a fault rule makes any history read answer what a test needs
+    fake.allow_channel(cid)
+    fake.fail_next("GET", rf"/channels/{cid}/messages", 403, code=50001)
+    with pytest.raises(discord.Forbidden):
+        await client.http.request(route)
+    assert len(await client.http.request(route)) == 2
+    # a DM's history is readable by the bot
+    user = fake.add_user("reader")
+    dm = await client.http.start_private_message(user.id)
+    await client.http.request(
+        Route("POST", "/channels/{channel_id}/messages", channel_id=int(dm["id"])), json={"content": "hi"}
+    )
+    [message] = await client.http.request(
+        Route("GET", "/channels/{channel_id}/messages", channel_id=int(dm["id"]))
+    )
+    assert message["content"] == "hi"
+
+
+async def test_nonce_window_is_settable_and_counts_from_the_first_message() -> None:
+    async with FakeDiscord(nonce_window=60) as fake:
+        guild = fake.add_guild(name="Lab")
+        cid = guild.default_channel_id or 0
+        async with running_client(MiniBot(guild.id), fake) as client:
+
+            async def post() -> int:
+                body = {"content": "x", "nonce": "pw1.1.1", "enforce_nonce": True}
+                route = Route("POST", "/channels/{channel_id}/messages", channel_id=cid)
+                return int((await client.http.request(route, json=body))["id"])
+
+            first = await post()
+            fake.advance_clock(59)
+            assert await post() == first  # a re-send inside the window: the same message
+            fake.advance_clock(2)  # 61 s after the message was made, however recent the re-send
+            second = await post()
+            assert second != first
+            assert [m.id for m in fake.messages(cid)] == [first, second]
+            assert await post() == second  # the new message starts its own window
+
+
 class ShardedBot(discord.AutoShardedClient):
     def __init__(self) -> None:
         super().__init__(intents=discord.Intents(guilds=True), guild_ready_timeout=0.05)
