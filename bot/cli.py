@@ -20,9 +20,11 @@ from bot.feeds.detect import parse_feed_file
 from bot.services.clock import ClockSettingError
 from bot.services.core import Core
 from bot.services.ingest import IngestSummary
-from bot.terminal import ProgressBar, render_digest
+from bot.terminal import progress, show_preview, stderr_console, stdout_console
 
 EXIT_USAGE = 2
+INGEST_CHUNK = 200
+"""Papers ingested per transaction by `fetch --file`; the progress bar moves once per chunk."""
 MISSING_TOKEN_HELP = " ".join(
     [
         "paperwatch run: DISCORD_TOKEN is not set.",
@@ -171,11 +173,11 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
                 poller = FeedPoller(
                     settings, build_fetcher(settings, client), core.sessions, core.ingestor, core.clock
                 )
-                print(f"fetching {args.source} …", file=sys.stderr)
-                if args.source == "hf":
-                    day = args.date or core.clock.now().date()
-                    return await poller.poll_huggingface([day])
-                return await poller.poll_arxiv()
+                with stderr_console().status(f"fetching {args.source} …"):
+                    if args.source == "hf":
+                        day = args.date or core.clock.now().date()
+                        return await poller.poll_huggingface([day])
+                    return await poller.poll_arxiv()
         finally:
             await core.close()
 
@@ -188,12 +190,11 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _ingest_with_progress(core: Core, result: FeedResult) -> IngestSummary:
     total = IngestSummary(skipped=len(result.skipped), error=result.error)
-    bar = ProgressBar(len(result.papers), "ingesting")
-    for start in range(0, len(result.papers), 200):
-        chunk = FeedResult(papers=result.papers[start : start + 200])
-        total.add(await core.ingestor.ingest(chunk))
-        bar.advance(len(chunk.papers))
-    bar.close()
+    with progress(stderr_console(), len(result.papers), "ingesting") as advance:
+        for start in range(0, len(result.papers), INGEST_CHUNK):
+            chunk = FeedResult(papers=result.papers[start : start + INGEST_CHUNK])
+            total.add(await core.ingestor.ingest(chunk))
+            advance(len(chunk.papers))
     return total
 
 
@@ -255,8 +256,8 @@ def _preview(args: argparse.Namespace, settings: Settings) -> int:
     ]
     digest = compose_digest(entries, args.max or settings.digest.max_papers)
     source = str(args.feed) if args.feed else f"papers first seen in the last {args.days} days"
-    print(f"{len(matched)} of {len(papers)} papers match `{query.source}` ({source})\n")
-    print(render_digest(digest, colour=sys.stdout.isatty()), end="")
+    summary = f"{len(matched)} of {len(papers)} papers match `{query.source}` ({source})"
+    show_preview(stdout_console(), digest, summary=summary)
     return 0
 
 
