@@ -7,17 +7,25 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from bot.db.models import Base
+from bot.db.search import search_tables
 
 config = context.config
 target_metadata = Base.metadata
 
 
 def do_run_migrations(connection: Connection) -> None:
+    search = search_tables(connection.dialect.name)
+
+    def modelled(name: str | None, kind: str, _parent: object) -> bool:
+        """Autogenerate leaves the search index alone: it is SQL the models do not hold."""
+        return not (kind == "table" and name in search)
+
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=modelled,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -26,6 +26,7 @@ from bot.db.models import (
     WatchRow,
     utcnow,
 )
+from bot.db.search import write_documents
 from bot.domain.paper import Paper
 
 
@@ -69,6 +70,11 @@ def _fill_row(row: PaperRow, paper: Paper) -> None:
     row.version = paper.version
 
 
+def _searched_text(paper: Paper) -> tuple[object, ...]:
+    """What the search index holds of a paper (an upvote re-poll leaves it as it is)."""
+    return (paper.title, paper.abstract, paper.authors, paper.categories)
+
+
 @dataclass(slots=True)
 class UpsertOutcome:
     new: list[Paper]
@@ -96,6 +102,7 @@ class PaperRepository:
             )
             existing.update({row.arxiv_id: row for row in rows})
         outcome = UpsertOutcome(new=[], changed=[], unchanged=0)
+        reindexed: list[Paper] = []  # new papers, and stored ones whose words changed
         for arxiv_id, paper in merged.items():
             row = existing.get(arxiv_id)
             if row is None:
@@ -103,6 +110,7 @@ class PaperRepository:
                 _fill_row(row, paper)
                 self.session.add(row)
                 outcome.new.append(paper_from_row(row))
+                reindexed.append(outcome.new[-1])
                 continue
             before = paper_from_row(row)
             after = before.merged_with(paper)
@@ -112,7 +120,10 @@ class PaperRepository:
             _fill_row(row, after)
             row.updated_at = now
             outcome.changed.append(paper_from_row(row))
+            if _searched_text(after) != _searched_text(before):
+                reindexed.append(after)
         await self.session.flush()
+        await write_documents(self.session, reindexed)
         return outcome
 
     async def get(self, arxiv_id: str) -> Paper | None:
