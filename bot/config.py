@@ -130,6 +130,11 @@ class LimitsSettings:
     command_cooldown: float = 2.0
     """Seconds a user waits between two commands that change something."""
     commands_per_minute: int = 20
+    lookup_cooldown: float = 1.0
+    """Seconds a user waits between two read-only commands (search, test, list, show, status)."""
+    lookups_per_minute: int = 30
+    search_candidates: int = 2000
+    """The most stored papers, newest first, one search or preview runs the matcher on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,12 +333,16 @@ def _validate(s: Settings) -> None:
     positive("limits.alerts_per_user", s.limits.alerts_per_user)
     positive("limits.watches_per_guild", s.limits.watches_per_guild)
     positive("limits.commands_per_minute", s.limits.commands_per_minute)
+    positive("limits.lookups_per_minute", s.limits.lookups_per_minute)
+    positive("limits.search_candidates", s.limits.search_candidates)
     if s.feeds.huggingface.backfill_days < 0:
         raise ConfigError("feeds.huggingface.backfill_days: must be 0 or more")
     if s.digest.lookback_hours < 0:
         raise ConfigError("digest.lookback_hours: must be 0 or more")
     if s.limits.command_cooldown < 0:
         raise ConfigError("limits.command_cooldown: must be 0 or more")
+    if s.limits.lookup_cooldown < 0:
+        raise ConfigError("limits.lookup_cooldown: must be 0 or more")
     if not 0 <= s.feeds.jitter <= 1:
         raise ConfigError("feeds.jitter: must be between 0 and 1")
     if not _TIME.match(s.digest.time):

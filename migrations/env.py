@@ -7,7 +7,7 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from bot.db.models import Base
-from bot.db.search import search_tables
+from bot.db.search_index import search_tables
 
 config = context.config
 target_metadata = Base.metadata

@@ -21,7 +21,7 @@ from bot.db.engine import create_engine, session_factory
 from bot.db.migrate import alembic_config, current_revision, upgrade
 from bot.db.models import Base, DeliveryRow, PaperRow, TargetRow, WatchRow
 from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
-from bot.db.search import search_tables
+from bot.db.search_index import search_tables
 from bot.domain.paper import ARXIV, HF, Paper
 from bot.services.core import Core
 from tests.conftest import ARXIV_DIR, HF_DIR, HF_OVERLAP, RSS_ALL, load_feed, raw_entries, sqlite_url

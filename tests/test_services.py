@@ -346,9 +346,7 @@ async def test_digest_needs_manage_channels(core: Core) -> None:
 
 async def test_alert_schedule(core: Core) -> None:
     await core.alerts.add_alert(Caller(61, None, None), query="diffusion")
-    info = await core.alerts.set_alert_schedule(
-        61, time="18:00", timezone="America/New_York", days="sat,sun"
-    )
+    info = await core.alerts.set_alert_schedule(61, time="18:00", timezone="America/New_York", days="sat,sun")
     # from Thursday 2024-11-28: Saturday 18:00 EST = 23:00 UTC
     assert info.next_at == datetime(2024, 11, 30, 23, 0, tzinfo=UTC)
 
@@ -361,8 +359,8 @@ async def test_test_query_looks_back_the_given_days(core: Core, clock: FakeClock
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
     clock.set(START)
     await core.ingestor.ingest(load_feed(JUNE))
-    week = {p.arxiv_id for p in await core.papers.preview("model")}
-    month = {p.arxiv_id for p in await core.papers.preview("model", days=30)}
+    week = {p.arxiv_id for p in (await core.papers.preview("model")).papers}
+    month = {p.arxiv_id for p in (await core.papers.preview("model", days=30)).papers}
     assert week == set(expected_matches("model", JUNE))
     assert month == set(expected_matches("model", JUNE)) | set(expected_matches("model", HF_OVERLAP))
     for days in (0, 91):
@@ -371,7 +369,9 @@ async def test_test_query_looks_back_the_given_days(core: Core, clock: FakeClock
 
 async def test_search_and_get_paper(core: Core) -> None:
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
-    found, total = await core.papers.search("model", limit=3)
+    result = await core.papers.search("model", limit=3)
+    found, total = result.papers, result.total
+    assert result.complete and result.bound is None
     expected = expected_matches("model", HF_OVERLAP)
     assert total == len(expected)
     assert len(found) == min(3, len(expected))
@@ -590,7 +590,8 @@ async def test_poll_hf_stores_papers_and_records_success(core: Core, clock: Fake
     assert state.last_poll_at == clock.now()
     assert state.last_error is None
     assert await paper_ids_for(core, "channel", CH_A1) == set(expected_matches("video", HF_OVERLAP))
-    found, total = await core.papers.search("upvotes>=0", limit=100)
+    result = await core.papers.search("upvotes>=0", limit=100)
+    found, total = result.papers, result.total
     assert total == len(found) == len(raw_entries(HF_OVERLAP))
     status = await core.status.status(GUILD_A, CH_A1)
     assert [f.last_success_at for f in status.feeds] == [clock.now()]

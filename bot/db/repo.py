@@ -26,7 +26,7 @@ from bot.db.models import (
     WatchRow,
     utcnow,
 )
-from bot.db.search import write_documents
+from bot.db.search_index import write_documents
 from bot.domain.paper import Paper
 
 

@@ -1,4 +1,4 @@
-"""Full-text preselection of stored papers: the index, and a query turned into a candidate filter.
+"""A query turned into a candidate filter: the papers the database preselects for the matcher.
 
 The database narrows a search to *candidates*; the query language's own matcher then decides
 (docs/queries.md). So the filter built here only has to return a superset of the exact matches,
@@ -11,28 +11,20 @@ never fewer papers, and it is free to return more:
 - a NOT cannot narrow (a paper lacking a word is no index lookup): it is dropped, and the
   exact matcher applies it afterwards; an OR with a side that cannot narrow cannot either.
 
-What is indexed is the query language's own words (NFKC + casefold, split on anything that
-is not a letter or digit), written by `PaperRepository.upsert` through `write_documents`,
-not the raw text: the databases' tokenizers fold case and split words their own way (SQLite's
-unicode61 keeps `ß` where casefold gives `ss`, and does not apply NFKC to `ﬁ` or `𝐱`).
-
-SQLite: `paper_search` holds each paper's words (`doc_id` is an INTEGER PRIMARY KEY, so it
-survives VACUUM and table rebuilds; a removed paper's row goes with it by foreign key) and
-`papers_fts` is an FTS5 external-content table over it, kept in step by triggers.
-PostgreSQL: `paper_search` holds a `tsvector` built from the same words (title weight A,
-abstract B, authors C, categories D) with a GIN index.
+The index itself (what is indexed, how it is kept in step) is `bot.db.search_index`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Row, Text, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.models import PaperRow
+from bot.db.search_index import MAX_WORD, json_list, pg_quote
 from bot.domain.paper import Paper
 from bot.domain.query import (
     And,
@@ -48,81 +40,7 @@ from bot.domain.query import (
     Term,
     Upvotes,
 )
-from bot.domain.text import normalize, stem, words
-
-SEARCH_TABLE = "paper_search"
-FTS_TABLE = "papers_fts"
-SQLITE_SEARCH_TABLES = frozenset(
-    {SEARCH_TABLE, FTS_TABLE, *(f"{FTS_TABLE}_{part}" for part in ("data", "idx", "docsize", "config"))}
-)
-"""The tables the search index adds to a SQLite database (FTS5 keeps four shadow tables)."""
-POSTGRESQL_SEARCH_TABLES = frozenset({SEARCH_TABLE})
-
-MAX_WORD = 200
-"""Longer words are indexed by their first MAX_WORD characters (a PostgreSQL lexeme is at
-most 2 KB); a longer query word looks for that prefix."""
-
-
-def search_tables(dialect: str) -> frozenset[str]:
-    """The tables the search index adds on this database backend."""
-    return SQLITE_SEARCH_TABLES if dialect == "sqlite" else POSTGRESQL_SEARCH_TABLES
-
-
-# --- what is indexed ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SearchDocument:
-    """A paper's words as the query language sees them, one sequence per field."""
-
-    arxiv_id: str
-    title: tuple[str, ...]
-    abstract: tuple[str, ...]
-    authors: tuple[str, ...]
-    """Every author's name words, one author after the other."""
-    categories: tuple[str, ...]
-
-    @classmethod
-    def of(cls, paper: Paper) -> SearchDocument:
-        return cls.from_fields(paper.arxiv_id, paper.title, paper.abstract, paper.authors, paper.categories)
-
-    @classmethod
-    def from_fields(
-        cls, arxiv_id: str, title: str, abstract: str, authors: Iterable[str], categories: Iterable[str]
-    ) -> SearchDocument:
-        return cls(
-            arxiv_id=arxiv_id,
-            title=_clip(words(title)),
-            abstract=_clip(words(abstract)),
-            authors=_clip(w for name in authors for w in words(name)),
-            categories=tuple(normalize(c)[:MAX_WORD] for c in categories if c.strip()),
-        )
-
-    def sqlite_row(self) -> dict[str, str]:
-        return {
-            "arxiv_id": self.arxiv_id,
-            "title": " ".join(self.title),
-            "abstract": " ".join(self.abstract),
-            "authors": " ".join(self.authors),
-            "categories": " ".join(self.categories),
-        }
-
-    def tsvector(self) -> str:
-        """The `tsvector` literal: every word once per field, weighted by field."""
-        positions: dict[str, list[str]] = {}
-        for place, field_words in enumerate((self.title, self.abstract, self.authors, self.categories)):
-            mark = f"{place + 1}{'ABCD'[place]}"
-            for word in dict.fromkeys(field_words):
-                positions.setdefault(word, []).append(mark)
-        return " ".join(f"{_pg_quote(word)}:{','.join(marks)}" for word, marks in positions.items())
-
-
-def _clip(found: Iterable[str]) -> tuple[str, ...]:
-    return tuple(word[:MAX_WORD] for word in found)
-
-
-def _pg_quote(lexeme: str) -> str:
-    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+from bot.domain.text import stem
 
 
 def _fts_quote(value: str) -> str:
@@ -263,8 +181,8 @@ class _Tsquery:
 
     def _exact(self, word: str, weights: str) -> str:
         if len(word) > MAX_WORD:
-            return f"{_pg_quote(word[:MAX_WORD])}:*{weights}"
-        return f"{_pg_quote(word)}:{weights}"
+            return f"{pg_quote(word[:MAX_WORD])}:*{weights}"
+        return f"{pg_quote(word)}:{weights}"
 
     def term(self, word: str, field: Field) -> str | None:
         weights = _PG_WEIGHTS[field]
@@ -277,13 +195,13 @@ class _Tsquery:
         return "(" + " & ".join(self._exact(word, weights) for word in found) + ")"
 
     def prefix(self, prefix: str, field: Field) -> str | None:
-        return f"{_pg_quote(prefix[:MAX_WORD])}:*{_PG_WEIGHTS[field]}"
+        return f"{pg_quote(prefix[:MAX_WORD])}:*{_PG_WEIGHTS[field]}"
 
     def category(self, leaf: Category) -> str | None:
         value = leaf.value[:MAX_WORD]
         if leaf.is_prefix or value != leaf.value:
-            return f"{_pg_quote(value)}:*D"
-        return f"{_pg_quote(value)}:D"
+            return f"{pg_quote(value)}:*D"
+        return f"{pg_quote(value)}:D"
 
     def both(self, parts: list[str]) -> str:
         return "(" + " & ".join(parts) + ")"
@@ -332,7 +250,7 @@ def _join(filters: list[Filter], kind: type[AllOf] | type[AnyOf], syntax: _Synta
     for item in filters:
         flat.extend(item.children if isinstance(item, kind) else (item,))
     texts = [f.expression for f in flat if isinstance(f, TextFilter)]
-    rest = [f for f in flat if not isinstance(f, TextFilter)]
+    rest: list[Filter] = [f for f in flat if not isinstance(f, TextFilter)]
     if len(texts) > 1:
         merged = syntax.both(texts) if kind is AllOf else syntax.either(texts)
         rest.insert(0, TextFilter(merged))
@@ -373,73 +291,74 @@ def filter_sql(found: Filter, dialect: str, params: dict[str, Any], paper: str =
     return "(" + joiner.join(filter_sql(child, dialect, params, paper) for child in found.children) + ")"
 
 
-# --- keeping the index in step ------------------------------------------------------------
+# --- fetching the candidates -------------------------------------------------------------
 
-_SQLITE_DELETE = "DELETE FROM paper_search WHERE arxiv_id = :arxiv_id"
-_SQLITE_INSERT = (
-    "INSERT INTO paper_search (arxiv_id, title, abstract, authors, categories) "
-    "VALUES (:arxiv_id, :title, :abstract, :authors, :categories)"
-)
-_PG_UPSERT = (
-    "INSERT INTO paper_search (arxiv_id, document) VALUES (:arxiv_id, CAST(:document AS tsvector)) "
-    "ON CONFLICT (arxiv_id) DO UPDATE SET document = excluded.document"
-)
+_JSON_AS_TEXT = ("authors", "sources", "categories", "ai_keywords")
+"""JSON columns fetched as their text and decoded with the papers, off the event loop."""
 
 
-def _statements(dialect: str, documents: Sequence[SearchDocument]) -> list[tuple[str, list[dict[str, str]]]]:
-    if dialect == "sqlite":
-        return [
-            (_SQLITE_DELETE, [{"arxiv_id": d.arxiv_id} for d in documents]),
-            (_SQLITE_INSERT, [d.sqlite_row() for d in documents]),
-        ]
-    return [(_PG_UPSERT, [{"arxiv_id": d.arxiv_id, "document": d.tsvector()} for d in documents])]
+def _candidate_columns() -> list[Any]:
+    table = PaperRow.__table__
+    return [
+        type_coerce(column, Text) if column.name in _JSON_AS_TEXT else column
+        for column in table.columns
+    ]
 
 
-async def write_documents(session: AsyncSession, papers: Sequence[Paper]) -> None:
-    """Index `papers` (new, or stored with changed text), replacing what was indexed for them."""
-    if not papers:
-        return
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    rows: list[Row[Any]]
+    """Stored papers the query may match, newest first seen first, as raw rows."""
+    complete: bool
+    """False when there were more candidates than the limit: the oldest were left out."""
+    narrowed: bool
+    """Whether the full-text index narrowed them (else only upvotes, time and count did)."""
+
+
+async def fetch_candidates(
+    session: AsyncSession,
+    query: Query,
+    *,
+    since: datetime | None,
+    limit: int,
+    min_upvotes: int | None = None,
+) -> Candidates:
+    """The newest `limit` stored papers (first seen at `since` or later) that `query` may match."""
     dialect = session.get_bind().dialect.name
-    documents = [SearchDocument.of(paper) for paper in papers]
-    for start in range(0, len(documents), 500):
-        for statement, rows in _statements(dialect, documents[start : start + 500]):
-            await session.execute(text(statement), rows)
+    found = candidate_filter(query, dialect)
+    if min_upvotes is not None:
+        floor = VotesFilter(">=", min_upvotes)
+        found = floor if found is None else AllOf((found, floor))
+    stmt = select(*_candidate_columns())
+    if since is not None:
+        stmt = stmt.where(PaperRow.first_seen_at >= since)
+    if found is not None:
+        params: dict[str, Any] = {}
+        stmt = stmt.where(text(filter_sql(found, dialect, params, paper="papers")).bindparams(**params))
+    stmt = stmt.order_by(PaperRow.first_seen_at.desc(), PaperRow.arxiv_id).limit(limit + 1)
+    rows = list((await session.execute(stmt)).all())
+    return Candidates(rows=rows[:limit], complete=len(rows) <= limit, narrowed=uses_index(found))
 
 
-def reindex(connection: Connection, batch: int = 1000) -> int:
-    """Index every stored paper (a migration, or an operator repairing the index); how many."""
-    dialect = connection.dialect.name
-    done = 0
-    after = ""
-    while True:
-        rows = connection.execute(
-            text(
-                "SELECT arxiv_id, title, abstract, authors, categories FROM papers "
-                "WHERE arxiv_id > :after ORDER BY arxiv_id LIMIT :batch"
-            ),
-            {"after": after, "batch": batch},
-        ).all()
-        if not rows:
-            return done
-        documents = [
-            SearchDocument.from_fields(
-                row.arxiv_id,
-                row.title,
-                row.abstract,
-                _json_list(row.authors),
-                _json_list(row.categories),
-            )
-            for row in rows
-        ]
-        for statement, params in _statements(dialect, documents):
-            connection.execute(text(statement), params)
-        done += len(rows)
-        after = rows[-1].arxiv_id
-
-
-def _json_list(value: object) -> list[str]:
-    """A JSON list column as the driver returns it: already decoded, or text."""
-    if value is None:
-        return []
-    decoded = json.loads(value) if isinstance(value, str | bytes) else value
-    return [str(item) for item in decoded] if isinstance(decoded, list) else []
+def paper_of(row: Row[Any]) -> Paper:
+    """A candidate row as a paper; decodes its JSON columns (run it off the event loop)."""
+    values = row._mapping
+    return Paper(
+        arxiv_id=values["arxiv_id"],
+        title=values["title"],
+        abstract=values["abstract"],
+        authors=tuple(json_list(values["authors"])),
+        published_at=values["published_at"],
+        sources=frozenset(json_list(values["sources"])),
+        categories=tuple(json_list(values["categories"])),
+        upvotes=values["upvotes"],
+        comments=values["comments"],
+        ai_summary=values["ai_summary"],
+        ai_keywords=tuple(json_list(values["ai_keywords"])),
+        github_url=values["github_url"],
+        project_url=values["project_url"],
+        hf_date=values["hf_date"],
+        announce_type=values["announce_type"],
+        version=values["version"],
+        first_seen_at=values["first_seen_at"],
+    )

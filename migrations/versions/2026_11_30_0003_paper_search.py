@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from bot.db.search import reindex
+from bot.db.search_index import reindex
 
 revision: str = "0003_paper_search"
 down_revision: str | None = "0002_claimed_content"

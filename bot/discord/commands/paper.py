@@ -19,11 +19,14 @@ class PaperCommands(app_commands.Group):
     @app_commands.command(name="search", description="Search stored papers with a query (only you see it)")
     @app_commands.describe(query='A query, e.g. author:"yann lecun" OR title:diffusion')
     async def search(self, interaction: discord.Interaction, query: app_commands.Range[str, 1, 1000]) -> None:
-        papers, total = await self.services.papers.search(query)
-        if not papers:
-            await reply(interaction, "No stored paper matches that query.")
+        found = await self.services.papers.search(query)
+        bound = f"\n-# {found.bound}" if found.bound else ""
+        if not found.papers:
+            await reply(interaction, "No stored paper matches that query." + bound)
             return
-        await reply(interaction, f"{total} papers match:\n" + papers_block(papers, total))
+        await reply(
+            interaction, f"{found.total} papers match:\n" + papers_block(found.papers, found.total) + bound
+        )
 
     @app_commands.command(name="show", description="Show one paper (only you see it)")
     @app_commands.describe(id="An arXiv id, e.g. 2403.01234")

@@ -195,12 +195,11 @@ class WatchCommands(app_commands.Group):
         query: app_commands.Range[str, 1, 1000],
         days: app_commands.Range[int, 1, 90] | None = None,
     ) -> None:
-        papers = await self.services.papers.preview(query, days)
+        found = await self.services.papers.preview(query, days)
         span = days or 7
-        if not papers:
-            await reply(interaction, f"`{query}` matches no paper seen in the last {span} days.")
+        bound = f"\n-# {found.bound}" if found.bound else ""
+        if not found.papers:
+            await reply(interaction, f"`{query}` matches no paper seen in the last {span} days." + bound)
             return
-        text = f"`{query}` matches {len(papers)} papers from the last {span} days:\n" + papers_block(
-            papers, len(papers)
-        )
-        await reply(interaction, text)
+        text = f"`{query}` matches {found.total} papers from the last {span} days:\n"
+        await reply(interaction, text + papers_block(found.papers, found.total) + bound)
