@@ -14,6 +14,7 @@ from discord import app_commands
 
 from bot.config import Settings
 from bot.db.repo import BotStateRepository
+from bot.discord.embeds import code_span
 from bot.services.access import UserError
 from bot.services.alerts import AlertService
 from bot.services.delivery import Deliverer
@@ -120,7 +121,7 @@ class PaperwatchClient(discord.Client):
             await reply(interaction, str(original))
             return
         if isinstance(error, app_commands.TransformerError):
-            await reply(interaction, f"That value for `{error.value!s:.50}` cannot be used here.")
+            await reply(interaction, f"That value, {code_span(str(error.value), 50)}, cannot be used here.")
             return
         if isinstance(error, app_commands.CheckFailure):
             await reply(interaction, "You cannot use this command here.")

@@ -38,6 +38,23 @@ def defuse_mentions(text: str) -> str:
     return _MENTION.sub(lambda m: ("@" + ZWSP + m.group(1)) if m.group(1) else "<" + ZWSP, text)
 
 
+CODE_TICK = "\u02cb"
+"""ˋ (MODIFIER LETTER GRAVE ACCENT): stands in for a backtick inside a code span; it never closes one."""
+
+
+def code_span(text: str, limit: int = 300) -> str:
+    """User text (a query, an option value) shown as typed, inside one inline code span.
+
+    Backticks become ˋ, so nothing in the text can close the span or open another; whitespace
+    runs, newlines included, become one space; text past `limit` is cut with "…". Markdown and
+    mentions are inert inside a code span (and replies allow no mentions), so nothing else changes.
+    """
+    flat = _SPACE.sub(" ", text).strip().replace("`", CODE_TICK)
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return f"`{flat or ' '}`"
+
+
 def escape_text(text: str) -> str:
     """Collapse whitespace, escape Markdown and defuse mentions."""
     flat = _SPACE.sub(" ", text).strip()
@@ -196,7 +213,7 @@ def render(digest: Digest, kind: str) -> list[OutgoingMessage]:
     if not digest.entries:
         return []
     if kind == "instant":
-        names = ", ".join(f"`{q.replace('`', 'ˋ')}` (#{w})" for w, q in digest.watches)
+        names = ", ".join(f"{code_span(q)} (#{w})" for w, q in digest.watches)
         header = cut(defuse_mentions(f"🔔 New for {names}"), CONTENT_LIMIT)
         return pack_messages(digest.entries, header, None)
     if kind == "resend":

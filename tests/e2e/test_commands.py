@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from datetime import timedelta
 
 import pytest
 
 from tests.conftest import HF_DIR, RawEntry, expected_matches, raw_entries, spec_stem, spec_words
-from tests.e2e.conftest import World, reply_text
+from tests.e2e.conftest import START, World, reply_text
 
 pytestmark = pytest.mark.slow
 
@@ -16,6 +17,10 @@ EPHEMERAL = 64
 DAY = HF_DIR / "2025-03-17.json"
 """The fixture day the local feed server serves; the bot's first poll stores it."""
 LINKED = re.compile(r"https://huggingface\.co/papers/([\w./-]+)")
+INLINE_CODE = re.compile(r"(`+)([\s\S]*?[^`])\1(?!`)")
+"""How Discord's Markdown finds inline code: a run of backticks, text, the same run again."""
+TRICKY_QUERIES = ["diffusion`", "d``````", "a`b OR ``c``", "`x` ~~strike~~ ||spoil|| **bold** @everyone"]
+"""Queries that parse, with a backtick at the end, only backticks after the first letter, runs of them."""
 
 
 def flags(record) -> int:
@@ -52,6 +57,15 @@ def title_has(word: str, entry: RawEntry) -> bool:
     return spec_stem(word) in {spec_stem(w) for w in spec_words(entry.title)}
 
 
+def shown_query(line: str, template: str) -> str:
+    """The one query a reply line quotes, once the line is checked to hold exactly one code span
+    and to start as `template` does, with {} where the span is."""
+    spans = INLINE_CODE.findall(line)
+    assert len(spans) == 1, line
+    assert INLINE_CODE.sub("{}", line).startswith(template), line
+    return spans[0][1].replace("\u02cb", "`")
+
+
 async def test_watch_add_replies_with_recent_matches_and_lists(world: World) -> None:
     await world.start_bot()
     await day_stored(world)
@@ -59,10 +73,22 @@ async def test_watch_add_replies_with_recent_matches_and_lists(world: World) -> 
     assert expected, "the fixture day has diffusion papers"
     record = await world.command("watch add", query="diffusion")
     text = reply_text(record)
-    assert "added" in text
-    assert f"would have matched {len(expected)} papers" in text
+    # the default schedule is 09:00 UTC every day, and the bot's clock is 07:00 UTC
+    nine = START.replace(hour=9) + timedelta(days=START.hour >= 9)
+    first, *listed = text.split("\n")
+    assert first == (
+        f"Watch #1 `diffusion` added to <#{world.channel_id}> for its digest "
+        f"(next <t:{int(nine.timestamp())}:R>); "
+        f"in the last 7 days it would have matched {len(expected)} papers:"
+    )
+    assert len(listed) == min(len(expected), 5)
     assert linked_ids(text) == by_upvotes(expected)[:5]
     assert flags(record) & EPHEMERAL == 0
+    nothing = await world.command("watch add", query="zyzzyvaquux", mode="instant")
+    assert reply_text(nothing) == (
+        f"Watch #2 `zyzzyvaquux` added to <#{world.channel_id}>, posting papers as soon as they appear; "
+        "in the last 7 days it would have matched no paper."
+    )
 
     listing = await world.command("watch list", user_id=world.member_id)
     assert "diffusion" in reply_text(listing)
@@ -161,7 +187,9 @@ async def test_alerts_add_list_schedule_remove(world: World) -> None:
     await world.start_bot()
     added = await world.command("alert add", user_id=world.member_id, query="agent*", mode="instant")
     assert flags(added) & EPHEMERAL
-    assert "Alert" in reply_text(added)
+    assert reply_text(added).startswith(
+        "Alert #1 `agent*` added by DM as soon as papers appear; in the last 7 days it would have matched"
+    )
     listing = await world.command("alert list", user_id=world.member_id)
     assert "agent*" in reply_text(listing)
     # Another user sees nothing of it, and cannot remove it.
@@ -201,3 +229,33 @@ async def test_paper_search_show_and_status(world: World) -> None:
     text = reply_text(status)
     assert "huggingface:2025-03-17" in text
     assert "Papers today" in text
+
+
+async def test_queries_with_backticks_stay_inside_their_code_span(world: World) -> None:
+    await world.start_bot()
+    for number, query in enumerate(TRICKY_QUERIES, 1):
+        added = reply_text(await world.command("watch add", query=query)).split("\n")[0]
+        template = f"Watch #{number} {{}} added to <#{world.channel_id}> for its digest (next <t:"
+        assert shown_query(added, template) == query
+        tested = reply_text(await world.command("watch test", query=query)).split("\n")[0]
+        assert shown_query(tested, "{} matches ") == query
+    listing = reply_text(await world.command("watch list")).split("\n")[1:]
+    for number, (query, line) in enumerate(zip(TRICKY_QUERIES, listing, strict=True), 1):
+        assert shown_query(line, f"**#{number}** {{}} · digest · ") == query
+    alert = reply_text(await world.command("alert add", user_id=world.member_id, query=TRICKY_QUERIES[2]))
+    assert shown_query(alert.split("\n")[0], "Alert #5 {} added in your DM digest; ") == TRICKY_QUERIES[2]
+    gone = reply_text(await world.command("alert remove", user_id=world.member_id, alert=5))
+    assert shown_query(gone, "Removed alert #5 {}.") == TRICKY_QUERIES[2]
+    removed = reply_text(await world.command("watch remove", watch=4))
+    assert shown_query(removed, "Removed watch #4 {}.") == TRICKY_QUERIES[3]
+
+
+async def test_cooldown_says_which_command_and_whole_seconds(world: World) -> None:
+    world.extra["PAPERWATCH_LIMITS__COMMAND_COOLDOWN"] = "30"
+    await world.start_bot()
+    assert "added" in reply_text(await world.command("watch add", query="diffusion"))
+    again = await world.command("watch add", query="agents")
+    assert flags(again) & EPHEMERAL
+    assert reply_text(again) == "Slow down a little: you can use `/watch add` again in 30 s."
+    pause = await world.command("watch pause", watch=1)
+    assert reply_text(pause) == "Slow down a little: you can use `/watch pause` again in 30 s."

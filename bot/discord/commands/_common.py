@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 
 import discord
 
 from bot.discord.client import Services
-from bot.discord.embeds import escape_text
+from bot.discord.embeds import code_span, escape_text
 from bot.domain.paper import Paper
 from bot.services.access import Caller, UserError
+from bot.services.papers import PREVIEW_DAYS
 
 
 def manages(interaction: discord.Interaction, channel_id: int) -> bool:
@@ -55,7 +57,34 @@ def target_channel(interaction: discord.Interaction, channel: discord.abc.GuildC
 def pace(services: Services, interaction: discord.Interaction) -> None:
     wait = services.cooldown.check(interaction.user.id, time.monotonic())
     if wait > 0:
-        raise UserError(f"Slow down a little: try again in {wait:.0f} s.")
+        name = interaction.command.qualified_name if interaction.command else "this command"
+        raise UserError(slow_down(name, wait))
+
+
+def slow_down(command: str, wait: float) -> str:
+    """The refusal of a paced command: whole seconds, rounded up, never "0 s"."""
+    seconds = max(1, math.ceil(wait))
+    return f"Slow down a little: you can use `/{command}` again in {seconds} s."
+
+
+def counted(count: int, noun: str) -> str:
+    """ "no paper", "1 paper", "3 papers"."""
+    if count == 0:
+        return f"no {noun}"
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def added_sentence(what: str, query: str, where: str, recent: int) -> str:
+    """The one sentence that confirms a new watch or alert and says what it would have matched.
+
+    "Watch #3 `diffusion` added to #papers for its digest (next in 5 hours); in the last 7 days
+    it would have matched 2 papers:"
+    """
+    matched = counted(recent, "paper")
+    return (
+        f"{what} {code_span(query)} added {where}; "
+        f"in the last {PREVIEW_DAYS} days it would have matched {matched}" + (":" if recent else ".")
+    )
 
 
 def paper_line(paper: Paper) -> str:
@@ -63,6 +92,10 @@ def paper_line(paper: Paper) -> str:
     if len(title) > 150:
         title = title[:149] + "…"
     return f"[{title}](<{paper.url}>) · ▲ {paper.upvotes}"
+
+
+def upvote_floor(min_upvotes: int | None) -> str:
+    return "" if min_upvotes is None else f", papers with at least {min_upvotes} upvotes only"
 
 
 def when(moment: datetime | None) -> str:

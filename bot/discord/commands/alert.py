@@ -6,9 +6,17 @@ import discord
 from discord import app_commands
 
 from bot.discord.client import Services, reply
-from bot.discord.commands._common import caller, pace, papers_block, when
+from bot.discord.commands._common import (
+    added_sentence,
+    caller,
+    pace,
+    papers_block,
+    upvote_floor,
+    when,
+)
 from bot.discord.commands.digest import timezone_autocomplete
 from bot.discord.commands.watch import MODE_CHOICES, describe_watch
+from bot.discord.embeds import code_span
 
 
 class AlertCommands(app_commands.Group):
@@ -40,12 +48,14 @@ class AlertCommands(app_commands.Group):
         added = await self.services.alerts.add_alert(
             caller(interaction), query=query, mode=mode.value if mode else None, min_upvotes=min_upvotes
         )
-        text = f"Alert {describe_watch(added.watch)} added; matches come by DM."
-        if added.watch.paused:
-            text += "\n⏸ Your alerts are paused because your DMs were closed; `/alert resume` restarts them."
+        view = added.watch
+        timing = "in your DM digest" if view.mode == "digest" else "by DM as soon as papers appear"
+        where = f"{timing}{upvote_floor(view.min_upvotes)}"
+        text = added_sentence(f"Alert #{view.id}", view.query, where, len(added.recent))
         if added.recent:
-            text += f"\nIn the last 7 days it would have matched {len(added.recent)} papers:\n"
-            text += papers_block(added.recent, len(added.recent), limit=5)
+            text += "\n" + papers_block(added.recent, len(added.recent), limit=5)
+        if view.paused:
+            text += "\n⏸ Your alerts are paused because your DMs were closed; `/alert resume` restarts them."
         await reply(interaction, text)
 
     @app_commands.command(name="list", description="Your DM alerts")
@@ -65,7 +75,7 @@ class AlertCommands(app_commands.Group):
     async def remove(self, interaction: discord.Interaction, alert: int) -> None:
         pace(self.services, interaction)
         view = await self.services.alerts.remove_alert(interaction.user.id, alert)
-        await reply(interaction, f"Removed alert #{view.id} `{view.query}`.")
+        await reply(interaction, f"Removed alert #{view.id} {code_span(view.query)}.")
 
     remove.autocomplete("alert")(_alert_autocomplete)
 

@@ -6,7 +6,16 @@ import discord
 from discord import app_commands
 
 from bot.discord.client import Services, reply
-from bot.discord.commands._common import caller, pace, papers_block, target_channel, when
+from bot.discord.commands._common import (
+    added_sentence,
+    caller,
+    counted,
+    pace,
+    papers_block,
+    target_channel,
+    upvote_floor,
+)
+from bot.discord.embeds import code_span
 from bot.services.access import UserError
 from bot.services.subscriptions import WatchView
 
@@ -18,7 +27,7 @@ PAGE_SIZE = 10
 
 
 def describe_watch(view: WatchView) -> str:
-    parts = [f"**#{view.id}** `{view.query.replace('`', 'ˋ')}`", view.mode]
+    parts = [f"**#{view.id}** {code_span(view.query)}", view.mode]
     if view.min_upvotes is not None:
         parts.append(f"▲ ≥ {view.min_upvotes}")
     parts.append(f"{view.match_count} matched")
@@ -114,17 +123,17 @@ class WatchCommands(app_commands.Group):
         )
         info = await self.services.digests.show_digest(who.guild_id or 0, channel_id)
         view = added.watch
-        timing = (
-            f"next digest {when(info.next_at)}"
-            if view.mode == "digest"
-            else "papers are posted as they appear"
-        )
-        text = f"Watch {describe_watch(view)} added in <#{channel_id}>; {timing}."
-        if added.recent:
-            text += f"\nIn the last 7 days it would have matched {len(added.recent)} papers:\n"
-            text += papers_block(added.recent, len(added.recent), limit=5)
+        if view.mode == "digest":
+            if info.paused or info.next_at is None:
+                timing = " for its digest (paused)"
+            else:
+                timing = f" for its digest (next <t:{int(info.next_at.timestamp())}:R>)"
         else:
-            text += "\nIt would have matched no paper in the last 7 days."
+            timing = ", posting papers as soon as they appear"
+        where = f"to <#{channel_id}>{timing}{upvote_floor(view.min_upvotes)}"
+        text = added_sentence(f"Watch #{view.id}", view.query, where, len(added.recent))
+        if added.recent:
+            text += "\n" + papers_block(added.recent, len(added.recent), limit=5)
         await reply(interaction, text, ephemeral=False)
 
     @app_commands.command(name="list", description="List the watches of this server or of one channel")
@@ -167,7 +176,7 @@ class WatchCommands(app_commands.Group):
     @app_commands.describe(watch="The watch id shown by /watch list")
     async def remove(self, interaction: discord.Interaction, watch: int) -> None:
         view = await self._change(interaction, watch, "remove")
-        await reply(interaction, f"Removed watch #{view.id} `{view.query}`.", ephemeral=False)
+        await reply(interaction, f"Removed watch #{view.id} {code_span(view.query)}.", ephemeral=False)
 
     @app_commands.command(name="pause", description="Pause a watch; it matches nothing until resumed")
     @app_commands.describe(watch="The watch id shown by /watch list")
@@ -199,7 +208,9 @@ class WatchCommands(app_commands.Group):
         span = days or 7
         bound = f"\n-# {found.bound}" if found.bound else ""
         if not found.papers:
-            await reply(interaction, f"`{query}` matches no paper seen in the last {span} days." + bound)
+            await reply(
+                interaction, f"{code_span(query)} matches no paper seen in the last {span} days." + bound
+            )
             return
-        text = f"`{query}` matches {found.total} papers from the last {span} days:\n"
+        text = f"{code_span(query)} matches {counted(found.total, 'paper')} from the last {span} days:\n"
         await reply(interaction, text + papers_block(found.papers, found.total) + bound)
