@@ -349,6 +349,32 @@ class CrashWorld:
         return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def show_on_failure(world: CrashWorld) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(world.kill_report())
+        print(f"----- bot log, last lines ({world.bot.log_path}) -----")
+        print(world.bot.log_tail(150))
+        raise
+
+
+async def command(
+    world: CrashWorld, guild_id: int, channel_id: int, user_id: int, name: str, **options: Any
+) -> str:
+    """Run a slash command through the local Discord; the text of the bot's answer."""
+    record = await world.fake.invoke_command(guild_id, channel_id, user_id, name, options=options)
+    await record.wait_response(timeout=10)
+    data = (record.callback or {}).get("data") or {}
+    return str(data.get("content") or "")
+
+
+def stored_unanswered(n: int) -> Callable[[CrashWorld], bool]:
+    """From this process's n-th new message on: one is stored on Discord, its answer not sent."""
+    return lambda w: any(w.phase(r) == "stored, unanswered" for r in w.fresh_posts()[n - 1 :])
+
+
 def nonce_of(request: RecordedRequest) -> str | None:
     body = request.json if isinstance(request.json, dict) else {}
     nonce = body.get("nonce")
@@ -371,6 +397,13 @@ def delivery_statuses(db: Path) -> Counter[str]:
         except sqlite3.OperationalError:  # not migrated yet
             return Counter()
     return Counter(dict(rows))
+
+
+def delivery_rows(db: Path) -> list[sqlite3.Row]:
+    """Every delivery row (paper_id, status, nonce, message_id, ...), read straight from the bot's file."""
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute("SELECT * FROM deliveries ORDER BY id").fetchall()
 
 
 def exactly_once_problems(found: dict[str, Counter[str]], expected: set[str]) -> list[str]:

@@ -14,14 +14,12 @@ stops the bot with SIGTERM in the middle of a digest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,10 +33,13 @@ from tests.reliability.crash_helpers import (
     CrashWorld,
     Target,
     bot_environ,
+    command,
     delivery_statuses,
     exactly_once_problems,
     nonce_of,
     paper_url,
+    show_on_failure,
+    stored_unanswered,
     today_iso,
 )
 
@@ -67,27 +68,6 @@ async def world(tmp_path: Path) -> AsyncIterator[CrashWorld]:
         await fake.close()
 
 
-@contextlib.contextmanager
-def show_on_failure(world: CrashWorld) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        print(world.kill_report())
-        print(f"----- bot log, last lines ({world.bot.log_path}) -----")
-        print(world.bot.log_tail(150))
-        raise
-
-
-async def command(
-    world: CrashWorld, guild_id: int, channel_id: int, user_id: int, name: str, **options: Any
-) -> str:
-    """Run a slash command through the local Discord; the text of the bot's answer."""
-    record = await world.fake.invoke_command(guild_id, channel_id, user_id, name, options=options)
-    await record.wait_response(timeout=10)
-    data = (record.callback or {}).get("data") or {}
-    return str(data.get("content") or "")
-
-
 @dataclass(frozen=True)
 class KillPoint:
     label: str
@@ -102,11 +82,6 @@ def dm_opening(w: CrashWorld) -> bool:
 def before_store(n: int) -> Callable[[CrashWorld], bool]:
     """From this process's n-th new message on: one has reached Discord, nothing stored yet."""
     return lambda w: any(w.phase(r) == "before store" for r in w.fresh_posts()[n - 1 :])
-
-
-def stored_unanswered(n: int) -> Callable[[CrashWorld], bool]:
-    """From this process's n-th new message on: one is stored on Discord, its answer not sent."""
-    return lambda w: any(w.phase(r) == "stored, unanswered" for r in w.fresh_posts()[n - 1 :])
 
 
 def answered(n: int) -> Callable[[CrashWorld], bool]:
