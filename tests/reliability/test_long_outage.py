@@ -127,7 +127,7 @@ async def test_channel_digest_after_an_outage_longer_than_the_nonce_window(world
         await world.until(
             lambda: delivery_statuses(world.db) == Counter(pending=len(entries)), 20, "the papers matched"
         )
-        fake.delay("POST", MESSAGES, 2.0, after_effect=True)
+        fake.delay("POST", MESSAGES, 0.5, after_effect=True)
         await fake.invoke_command(guild.id, channel_id, admin.user_id, "digest now")
         lost = await lose_first_answer_and_kill(world)
         assert len(lost.embeds) == 10 and "50 new papers" in lost.content
@@ -176,7 +176,7 @@ async def test_instant_post_after_an_outage_longer_than_the_nonce_window(
 
         # the poll at the next start finds them and posts at once; the first answer is lost
         world.feeds.days[today_iso()] = entries
-        fake.delay("POST", MESSAGES, 2.0, after_effect=True)
+        fake.delay("POST", MESSAGES, 0.5, after_effect=True)
         await world.start()
         lost = await lose_first_answer_and_kill(world)
         assert len(lost.embeds) == 10 and "New for" in lost.content
@@ -204,7 +204,7 @@ async def test_crash_between_reading_the_history_and_recording_it(world: CrashWo
         await world.until(
             lambda: delivery_statuses(world.db) == Counter(pending=len(entries)), 20, "the papers matched"
         )
-        fake.delay("POST", MESSAGES, 2.0, after_effect=True)
+        fake.delay("POST", MESSAGES, 0.5, after_effect=True)
         await fake.invoke_command(guild.id, channel_id, admin.user_id, "digest now")
         lost = await lose_first_answer_and_kill(world)
         claims = {(r["id"], r["nonce"], r["claimed_at"]) for r in delivery_rows(world.db)}
@@ -251,7 +251,7 @@ async def test_unreadable_history_pauses_the_channel_until_resumed(world: CrashW
         await world.until(
             lambda: delivery_statuses(world.db) == Counter(pending=len(entries)), 20, "the papers matched"
         )
-        fake.delay("POST", MESSAGES, 2.0, after_effect=True)
+        fake.delay("POST", MESSAGES, 0.5, after_effect=True)
         await fake.invoke_command(guild.id, channel_id, admin.user_id, "digest now")
         lost = await lose_first_answer_and_kill(world)
 
