@@ -133,7 +133,7 @@ class LimitsSettings:
     lookup_cooldown: float = 1.0
     """Seconds a user waits between two read-only commands (search, test, list, show, status)."""
     lookups_per_minute: int = 30
-    search_candidates: int = 2000
+    search_candidates: int = 1000
     """The most stored papers, newest first, one search or preview runs the matcher on."""
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import discord
 from discord import app_commands
@@ -45,6 +45,9 @@ class Services:
     status: StatusService
     deliverer: Deliverer
     cooldown: Cooldown
+    """Pacing of the commands that change something, per user."""
+    lookups: Cooldown = field(default_factory=lambda: Cooldown(0, 1_000_000))
+    """Pacing of the read-only commands (search, test, lists, status), per user."""
 
 
 def intents() -> discord.Intents:

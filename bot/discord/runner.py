@@ -106,6 +106,7 @@ class BotApp:
                 status=core.status,
                 deliverer=self.deliverer,
                 cooldown=Cooldown(settings.limits.command_cooldown, settings.limits.commands_per_minute),
+                lookups=Cooldown(settings.limits.lookup_cooldown, settings.limits.lookups_per_minute),
             ),
             self.timetable,
         )

@@ -52,6 +52,8 @@ def bot_settings(fake: FakeDiscord, feeds: FeedServer, db: Path, **extra: str) -
         "PAPERWATCH_DIGEST__CHECK_INTERVAL": "0.1",
         "PAPERWATCH_LIMITS__COMMAND_COOLDOWN": "0",
         "PAPERWATCH_LIMITS__COMMANDS_PER_MINUTE": "1000",
+        "PAPERWATCH_LIMITS__LOOKUP_COOLDOWN": "0",
+        "PAPERWATCH_LIMITS__LOOKUPS_PER_MINUTE": "1000",
     }
     environ.update(extra)
     return load_settings(environ=environ)

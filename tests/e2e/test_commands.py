@@ -250,6 +250,17 @@ async def test_queries_with_backticks_stay_inside_their_code_span(world: World) 
     assert shown_query(removed, "Removed watch #4 {}.") == TRICKY_QUERIES[3]
 
 
+async def test_read_only_commands_are_paced_in_their_own_bucket(world: World) -> None:
+    world.extra["PAPERWATCH_LIMITS__LOOKUP_COOLDOWN"] = "30"
+    await world.start_bot()
+    assert "Slow down" not in reply_text(await world.command("paper search", query="diffusion"))
+    again = await world.command("watch test", query="agents")
+    assert flags(again) & EPHEMERAL
+    assert reply_text(again) == "Slow down a little: you can use `/watch test` again in 30 s."
+    # reading does not hold back a change
+    assert "added" in reply_text(await world.command("watch add", query="diffusion"))
+
+
 async def test_cooldown_says_which_command_and_whole_seconds(world: World) -> None:
     world.extra["PAPERWATCH_LIMITS__COMMAND_COOLDOWN"] = "30"
     await world.start_bot()

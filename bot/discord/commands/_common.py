@@ -54,8 +54,14 @@ def target_channel(interaction: discord.Interaction, channel: discord.abc.GuildC
     return channel.id
 
 
-def pace(services: Services, interaction: discord.Interaction) -> None:
-    wait = services.cooldown.check(interaction.user.id, time.monotonic())
+def pace(services: Services, interaction: discord.Interaction, *, lookup: bool = False) -> None:
+    """Refuse a user's command that comes too soon after their last ones.
+
+    Commands that change something share one bucket; read-only ones (`lookup`: searches,
+    previews, lists, status) have their own, more lenient one, so reading never blocks a change.
+    """
+    bucket = services.lookups if lookup else services.cooldown
+    wait = bucket.check(interaction.user.id, time.monotonic())
     if wait > 0:
         name = interaction.command.qualified_name if interaction.command else "this command"
         raise UserError(slow_down(name, wait))

@@ -60,6 +60,7 @@ class AlertCommands(app_commands.Group):
 
     @app_commands.command(name="list", description="Your DM alerts")
     async def list(self, interaction: discord.Interaction) -> None:
+        pace(self.services, interaction, lookup=True)
         views = await self.services.alerts.list_alerts(interaction.user.id)
         if not views:
             await reply(interaction, "You have no alerts. Add one with `/alert add`.")

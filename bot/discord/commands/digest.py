@@ -65,6 +65,7 @@ class DigestCommands(app_commands.Group):
     async def show(self, interaction: discord.Interaction) -> None:
         if interaction.guild_id is None or interaction.channel_id is None:
             raise UserError("This command works in a server channel.")
+        pace(self.services, interaction, lookup=True)
         info = await self.services.digests.show_digest(interaction.guild_id, interaction.channel_id)
         await reply(interaction, describe_digest(info, interaction.channel_id))
 

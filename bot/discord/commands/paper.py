@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 
 from bot.discord.client import Services, reply
-from bot.discord.commands._common import paper_line, papers_block, when
+from bot.discord.commands._common import pace, paper_line, papers_block, when
 from bot.discord.embeds import paper_embed
 from bot.domain.digest import DigestEntry
 
@@ -19,6 +19,7 @@ class PaperCommands(app_commands.Group):
     @app_commands.command(name="search", description="Search stored papers with a query (only you see it)")
     @app_commands.describe(query='A query, e.g. author:"yann lecun" OR title:diffusion')
     async def search(self, interaction: discord.Interaction, query: app_commands.Range[str, 1, 1000]) -> None:
+        pace(self.services, interaction, lookup=True)
         found = await self.services.papers.search(query)
         bound = f"\n-# {found.bound}" if found.bound else ""
         if not found.papers:
@@ -31,6 +32,7 @@ class PaperCommands(app_commands.Group):
     @app_commands.command(name="show", description="Show one paper (only you see it)")
     @app_commands.describe(id="An arXiv id, e.g. 2403.01234")
     async def show(self, interaction: discord.Interaction, id: app_commands.Range[str, 1, 100]) -> None:
+        pace(self.services, interaction, lookup=True)
         paper = await self.services.papers.get(id)
         embed = discord.Embed.from_dict(paper_embed(DigestEntry(paper=paper)))
         await interaction.response.send_message(
@@ -45,6 +47,7 @@ class StatusCommands(app_commands.Group):
 
     @app_commands.command(name="status", description="Last poll, papers today, watches, next digest")
     async def status(self, interaction: discord.Interaction) -> None:
+        pace(self.services, interaction, lookup=True)
         status = await self.services.status.status(interaction.guild_id, interaction.channel_id)
         lines = ["**paperwatch status**"]
         if not status.feeds:

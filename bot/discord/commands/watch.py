@@ -144,6 +144,7 @@ class WatchCommands(app_commands.Group):
         if interaction.guild_id is None:
             raise UserError("This command works in a server.")
         channel_id = target_channel(interaction, channel) if channel is not None else None
+        pace(self.services, interaction, lookup=True)
         views = await self.services.watches.list_watches(interaction.guild_id, channel_id)
         where = f"<#{channel_id}>" if channel_id else "this server"
         if not views:
@@ -204,6 +205,7 @@ class WatchCommands(app_commands.Group):
         query: app_commands.Range[str, 1, 1000],
         days: app_commands.Range[int, 1, 90] | None = None,
     ) -> None:
+        pace(self.services, interaction, lookup=True)
         found = await self.services.papers.preview(query, days)
         span = days or 7
         bound = f"\n-# {found.bound}" if found.bound else ""
