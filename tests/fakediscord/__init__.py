@@ -19,7 +19,7 @@ Start one, build a world, point the bot at it, drive users, inspect what the bot
 Modules:
 
 * ``server``: :class:`FakeDiscord` — lifecycle, world building (``add_guild``, ``add_channel``,
-  ``add_member``, ``delete_channel``, ``forbid_channel``, ``close_dms`` ...), users
+  ``add_member``, ``delete_channel``, ``forbid_channel``, ``hide_history``, ``close_dms`` ...), users
   (``invoke_command``, ``autocomplete``, ``click_button``, ``select_option``), faults
   (``fail_next``, ``delay``, ``close_gateway``, ``drop_gateway``, ``invalidate_session``,
   ``request_reconnect``), inspection (``messages``, ``requests``, ``unknown_requests``,
@@ -39,6 +39,11 @@ discord.py facts the fake relies on / tests must know:
   a failed RESUME, and for every shard but the first) — override it in tests.
 * READY waits ``guild_ready_timeout`` (default 2 s) after the last GUILD_CREATE.
 * ``Messageable.send(nonce=...)`` always sends ``enforce_nonce: true`` (no separate option).
+* ``enforce_nonce`` deduplicates for ``FakeDiscord(nonce_window=...)`` seconds (default 300),
+  counted from the first message, like Discord's few minutes; ``advance_clock`` lets time pass.
+* ``GET /channels/{id}/messages`` is newest first with ``limit`` (1-100), ``before``, ``after``,
+  ``around``; without Read Message History it answers an empty list (not an error), and fetched
+  messages carry no ``nonce``, as on Discord.
 * discord.py retries 500/502/504 (sleeping 1 s, 3 s ...) but raises ``DiscordServerError`` on 503.
 """
 
