@@ -11,7 +11,6 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-
 def migrations_dir() -> Path:
     """Where the migration scripts are: `bot.migrations` when installed, `migrations/` in a checkout."""
     spec = importlib.util.find_spec("bot.migrations")
