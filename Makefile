@@ -34,6 +34,7 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python -m bench.bench_match --million
+	$(BIN)/python -m bench.bench_search
 
 soak: install
 	$(BIN)/python -m bench.soak
