@@ -299,10 +299,7 @@ _JSON_AS_TEXT = ("authors", "sources", "categories", "ai_keywords")
 
 def _candidate_columns() -> list[Any]:
     table = PaperRow.__table__
-    return [
-        type_coerce(column, Text) if column.name in _JSON_AS_TEXT else column
-        for column in table.columns
-    ]
+    return [type_coerce(column, Text) if column.name in _JSON_AS_TEXT else column for column in table.columns]
 
 
 @dataclass(frozen=True, slots=True)
