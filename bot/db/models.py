@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: papers, delivery targets, watches, deliveries and feed state."""
+"""SQLAlchemy tables: papers, delivery targets, watches, deliveries, feedback and feed state."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -126,6 +127,11 @@ class TargetRow(Base):
     next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recommend: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """User targets only: send a "recommended for you" DM digest learnt from the user's feedback."""
+    recommend_per_day: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    last_recommended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Papers first seen after this are new for the next recommendations."""
 
     watches: Mapped[list[WatchRow]] = relationship(back_populates="target", cascade="all, delete-orphan")
 
@@ -173,6 +179,38 @@ class DeliveryRow(Base):
     claimed_content: Mapped[str | None] = mapped_column(Text)
     """The text line (header, "and N more") of the claimed message, on its first delivery."""
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    """Why a recommended paper was chosen (the liked papers it is closest to); NULL for watch matches."""
+
+
+class FeedbackRow(Base):
+    """A user's 👍 (+1) or 👎 (-1) on a paper; a new vote replaces the old, removing deletes it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("user_id", "paper_id", name="uq_feedback_user_paper"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    paper_id: Mapped[str] = mapped_column(ForeignKey("papers.arxiv_id", ondelete="CASCADE"))
+    value: Mapped[int] = mapped_column(Integer)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    """Where the vote was given (a channel's message), when known."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SavedPaperRow(Base):
+    """A paper on a user's reading list."""
+
+    __tablename__ = "saved_papers"
+    __table_args__ = (
+        UniqueConstraint("user_id", "paper_id", name="uq_saved_papers_user_paper"),
+        Index("ix_saved_papers_user_saved_at", "user_id", "saved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    paper_id: Mapped[str] = mapped_column(ForeignKey("papers.arxiv_id", ondelete="CASCADE"))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class FeedStateRow(Base):
