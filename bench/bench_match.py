@@ -26,10 +26,13 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-from bot.domain.matcher import PaperBatch, WatchSet, matches, paper_words
+from bot.domain.batch import PaperBatch
+from bot.domain.matcher import matches, paper_words
 from bot.domain.paper import ARXIV, HF, Paper
-from bot.domain.query import ParseError, Query, parse_query
+from bot.domain.parser import parse_query
+from bot.domain.query import ParseError, Query
 from bot.domain.text import words
+from bot.domain.watchset import WatchSet
 
 ROOT = Path(__file__).resolve().parent.parent
 FEEDS = ROOT / "tests" / "fixtures" / "feeds"

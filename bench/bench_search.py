@@ -39,7 +39,8 @@ from bot.db.models import PaperRow
 from bot.db.repo import PaperRepository
 from bot.db.search_index import write_documents
 from bot.domain.paper import Paper
-from bot.domain.query import ParseError, parse_query
+from bot.domain.parser import parse_query
+from bot.domain.query import ParseError
 from bot.domain.text import words
 from bot.services.core import Core
 

@@ -69,7 +69,7 @@ from bench.soak_plan import (
     heaviest_fixture,
     make_plan,
 )
-from bot.domain.query import parse_query
+from bot.domain.parser import parse_query
 from tests.fakediscord.model import Perm
 from tests.fakediscord.server import FakeDiscord
 from tests.feedserver import FeedServer

@@ -21,7 +21,8 @@ from typing import Any
 
 from bot.domain.matcher import matches
 from bot.domain.paper import Paper
-from bot.domain.query import ParseError, Query, parse_query
+from bot.domain.parser import parse_query
+from bot.domain.query import ParseError, Query
 from bot.domain.text import words
 from bot.feeds.hf import parse_hf_daily
 

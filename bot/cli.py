@@ -15,7 +15,8 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.domain.digest import DigestEntry, Match, compose_digest
 from bot.domain.matcher import explain
 from bot.domain.paper import FeedResult, Paper
-from bot.domain.query import ParseError, Query, parse_query
+from bot.domain.parser import parse_query
+from bot.domain.query import ParseError, Query
 from bot.feeds.detect import parse_feed_file
 from bot.services.clock import ClockSettingError
 from bot.services.core import Core

@@ -115,7 +115,7 @@ def test_the_examples_were_found() -> None:
 @pytest.mark.parametrize(("query", "feed", "count"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
 def test_a_documented_example_matches_what_it_says(query: str, feed: str, count: int) -> None:
     from bot.cli import _matching
-    from bot.domain.query import parse_query
+    from bot.domain.parser import parse_query
     from tests.conftest import load_feed
 
     papers = load_feed(feed).papers
@@ -138,7 +138,8 @@ REFUSED = refused_examples()
 
 @pytest.mark.parametrize(("query", "answer"), REFUSED, ids=[q for q, _ in REFUSED])
 def test_a_documented_refusal_says_what_the_docs_say(query: str, answer: str) -> None:
-    from bot.domain.query import ParseError, parse_query
+    from bot.domain.parser import parse_query
+    from bot.domain.query import ParseError
 
     assert len(REFUSED) >= 8
     with pytest.raises(ParseError) as caught:

@@ -27,7 +27,8 @@ from bot.db.repo import PaperRepository
 from bot.db.search import candidate_filter, fetch_candidates, paper_of, uses_index
 from bot.domain.matcher import PaperWords, matches, paper_words
 from bot.domain.paper import ARXIV, HF, Paper
-from bot.domain.query import Query, parse_query
+from bot.domain.parser import parse_query
+from bot.domain.query import Query
 from bot.domain.text import words
 from bot.services.core import Core
 from tests.conftest import ALL_FEED_FILES, HF_OVERLAP, load_feed, sqlite_url

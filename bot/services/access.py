@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.db.models import TargetRow
 from bot.db.repo import TargetRepository
-from bot.domain.query import ParseError, Query, parse_query
+from bot.domain.parser import parse_query
+from bot.domain.query import ParseError, Query
 
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 

@@ -11,9 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import MODE_INSTANT, TargetRow, WatchRow
 from bot.db.repo import DeliveryRepository, WatchRepository
-from bot.domain.matcher import PaperBatch, PaperWords, WatchSet, explain, iter_bits, paper_words
+from bot.domain.batch import PaperBatch, iter_bits
+from bot.domain.matcher import PaperWords, explain, paper_words
 from bot.domain.paper import Paper
-from bot.domain.query import ParseError, Query, parse_query
+from bot.domain.parser import parse_query
+from bot.domain.query import ParseError, Query
+from bot.domain.watchset import WatchSet
 
 log = logging.getLogger(__name__)
 

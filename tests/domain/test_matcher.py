@@ -2,16 +2,11 @@ import re
 
 import pytest
 
-from bot.domain.matcher import (
-    PaperBatch,
-    WatchSet,
-    explain,
-    iter_bits,
-    match_papers,
-    matches,
-)
+from bot.domain.batch import PaperBatch, iter_bits
+from bot.domain.matcher import explain, matches
 from bot.domain.paper import Paper
-from bot.domain.query import parse_query
+from bot.domain.parser import parse_query
+from bot.domain.watchset import WatchSet, match_papers
 from tests.domain import hf_fixture_papers
 from tests.domain.by_hand import BY_HAND, by_hand
 

@@ -1,5 +1,6 @@
 import pytest
 
+from bot.domain.parser import parse_query
 from bot.domain.query import (
     And,
     Category,
@@ -11,7 +12,6 @@ from bot.domain.query import (
     Term,
     Upvotes,
     leaves,
-    parse_query,
     positive_terms,
 )
 

@@ -7,9 +7,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bot.domain.matcher import PaperBatch, WatchSet, matches
-from bot.domain.query import ParseError, parse_query
+from bot.domain.batch import PaperBatch
+from bot.domain.matcher import matches
+from bot.domain.parser import parse_query
+from bot.domain.query import ParseError
 from bot.domain.text import words
+from bot.domain.watchset import WatchSet
 from tests.domain import hf_fixture_papers
 
 QUERY_PIECES = [
