@@ -135,6 +135,8 @@ class LimitsSettings:
     lookups_per_minute: int = 30
     search_candidates: int = 1000
     """The most stored papers, newest first, one search or preview runs the matcher on."""
+    saved_per_user: int = 1000
+    """Papers on one person's reading list (`/paper save`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +337,7 @@ def _validate(s: Settings) -> None:
     positive("limits.commands_per_minute", s.limits.commands_per_minute)
     positive("limits.lookups_per_minute", s.limits.lookups_per_minute)
     positive("limits.search_candidates", s.limits.search_candidates)
+    positive("limits.saved_per_user", s.limits.saved_per_user)
     if s.feeds.huggingface.backfill_days < 0:
         raise ConfigError("feeds.huggingface.backfill_days: must be 0 or more")
     if s.digest.lookback_hours < 0:

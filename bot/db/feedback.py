@@ -122,6 +122,14 @@ class SavedPaperRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def has(self, user_id: int, paper_id: str) -> bool:
+        found = await self.session.scalar(
+            select(SavedPaperRow.id).where(
+                SavedPaperRow.user_id == user_id, SavedPaperRow.paper_id == paper_id
+            )
+        )
+        return found is not None
+
     async def count(self, user_id: int) -> int:
         total = await self.session.scalar(
             select(func.count()).select_from(SavedPaperRow).where(SavedPaperRow.user_id == user_id)

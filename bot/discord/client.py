@@ -19,6 +19,7 @@ from bot.services.access import UserError
 from bot.services.alerts import AlertService
 from bot.services.delivery import Deliverer
 from bot.services.digests import DigestService
+from bot.services.feedback import FeedbackService
 from bot.services.papers import PaperService
 from bot.services.scheduling import Timetable
 from bot.services.status import StatusService
@@ -43,6 +44,7 @@ class Services:
     digests: DigestService
     papers: PaperService
     status: StatusService
+    feedback: FeedbackService
     deliverer: Deliverer
     cooldown: Cooldown
     """Pacing of the commands that change something, per user."""

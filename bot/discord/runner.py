@@ -104,6 +104,7 @@ class BotApp:
                 digests=core.digests,
                 papers=core.papers,
                 status=core.status,
+                feedback=core.feedback,
                 deliverer=self.deliverer,
                 cooldown=Cooldown(settings.limits.command_cooldown, settings.limits.commands_per_minute),
                 lookups=Cooldown(settings.limits.lookup_cooldown, settings.limits.lookups_per_minute),

@@ -12,6 +12,7 @@ from bot.db.migrate import upgrade
 from bot.services.alerts import AlertService
 from bot.services.clock import Clock, SystemClock
 from bot.services.digests import DigestService
+from bot.services.feedback import FeedbackService
 from bot.services.ingest import Ingestor
 from bot.services.matching import WatchMatcher
 from bot.services.papers import PaperService
@@ -33,6 +34,7 @@ class Core:
     digests: DigestService
     papers: PaperService
     status: StatusService
+    feedback: FeedbackService
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Core:
@@ -58,6 +60,7 @@ class Core:
             digests=DigestService(sessions, settings, clock),
             papers=papers,
             status=StatusService(sessions, clock),
+            feedback=FeedbackService(sessions, settings, clock),
         )
 
     async def close(self) -> None:

@@ -19,9 +19,9 @@ GUILDS_INTENT = 1 << 0
 
 EXPECTED_COMMANDS = {
     "watch": {"add", "list", "remove", "pause", "resume", "test"},
-    "alert": {"add", "list", "remove", "schedule"},
+    "alert": {"add", "list", "remove", "schedule", "recommend"},
     "digest": {"set", "show", "now", "pause", "resume"},
-    "paper": {"search", "show"},
+    "paper": {"search", "show", "save", "saved", "unsave"},
     "paperwatch": {"status"},
 }
 
@@ -36,6 +36,7 @@ def test_every_documented_command_is_registered_once() -> None:
         digests=None,
         papers=None,
         status=None,
+        feedback=None,
         deliverer=None,
         cooldown=Cooldown(0, 10),
     )  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from bot.discord.client import Services, reply
 from bot.discord.commands._common import (
     added_sentence,
     caller,
+    counted,
     pace,
     papers_block,
     upvote_floor,
@@ -17,12 +18,32 @@ from bot.discord.commands._common import (
 from bot.discord.commands.digest import timezone_autocomplete
 from bot.discord.commands.watch import MODE_CHOICES, describe_watch
 from bot.discord.embeds import code_span
+from bot.services.feedback import MAX_PER_DAY, RecommendStatus
+
+
+def recommend_sentence(status: RecommendStatus) -> str:
+    """What the "recommended for you" digest does for this person now."""
+    if not status.on:
+        return "Recommendations are off. `/alert recommend on` turns them on."
+    per_day = f"up to {counted(status.per_day, 'paper')} a day, in your DM digest"
+    if status.needed:
+        return (
+            f"Recommendations are on ({per_day}), but they need {status.needed} more liked or "
+            f"saved {'paper' if status.needed == 1 else 'papers'} (you have {status.positives}); "
+            "nothing is sent until then. `/paper save` adds one."
+        )
+    learnt = counted(status.positives, "paper")
+    return f"Recommendations are on: {per_day}, learnt from {learnt} you liked or saved."
 
 
 class AlertCommands(app_commands.Group):
     def __init__(self, services: Services) -> None:
         super().__init__(name="alert", description="Your personal paper alerts, sent by DM")
         self.services = services
+
+    recommend = app_commands.Group(
+        name="recommend", description="Papers recommended for you from what you liked and saved, by DM"
+    )
 
     async def _alert_autocomplete(
         self, interaction: discord.Interaction, current: str
@@ -62,13 +83,15 @@ class AlertCommands(app_commands.Group):
     async def list(self, interaction: discord.Interaction) -> None:
         pace(self.services, interaction, lookup=True)
         views = await self.services.alerts.list_alerts(interaction.user.id)
+        recommending = await self.services.feedback.recommend_status(interaction.user.id)
         if not views:
-            await reply(interaction, "You have no alerts. Add one with `/alert add`.")
-            return
-        lines = [f"**Your {len(views)} alerts**"] + [describe_watch(v) for v in views]
-        reason = views[0].paused_reason
-        if reason:
-            lines.append(f"⏸ Paused: {reason}. Open your DMs, then `/alert resume`.")
+            lines = ["You have no alerts. Add one with `/alert add`."]
+        else:
+            lines = [f"**Your {len(views)} alerts**"] + [describe_watch(v) for v in views]
+            reason = views[0].paused_reason
+            if reason:
+                lines.append(f"⏸ Paused: {reason}. Open your DMs, then `/alert resume`.")
+        lines.append(recommend_sentence(recommending))
         await reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="remove", description="Remove one of your alerts")
@@ -104,3 +127,18 @@ class AlertCommands(app_commands.Group):
     async def resume(self, interaction: discord.Interaction) -> None:
         count = await self.services.alerts.resume_alerts(interaction.user.id)
         await reply(interaction, f"Resumed your {count} alerts." if count else "You have no alerts.")
+
+    @recommend.command(name="on", description="Get papers recommended for you in your DM digest")
+    @app_commands.describe(per_day=f"At most this many papers a day (1 to {MAX_PER_DAY}, default 5)")
+    async def recommend_on(
+        self, interaction: discord.Interaction, per_day: app_commands.Range[int, 1, MAX_PER_DAY] | None = None
+    ) -> None:
+        pace(self.services, interaction)
+        status = await self.services.feedback.set_recommend(interaction.user.id, True, per_day)
+        await reply(interaction, recommend_sentence(status))
+
+    @recommend.command(name="off", description="Stop the papers recommended for you")
+    async def recommend_off(self, interaction: discord.Interaction) -> None:
+        pace(self.services, interaction)
+        await self.services.feedback.set_recommend(interaction.user.id, False)
+        await reply(interaction, "Recommendations are off; nothing more is recommended to you.")

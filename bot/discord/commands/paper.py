@@ -1,14 +1,93 @@
-"""/paper and /paperwatch: looking things up."""
+"""/paper and /paperwatch: looking things up, and a person's own reading list."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import discord
 from discord import app_commands
 
 from bot.discord.client import Services, reply
-from bot.discord.commands._common import pace, paper_line, papers_block, when
-from bot.discord.embeds import paper_embed
+from bot.discord.commands._common import counted, pace, paper_line, papers_block, when
+from bot.discord.embeds import code_span, escape_text, paper_embed
 from bot.domain.digest import DigestEntry
+from bot.domain.paper import Paper
+from bot.services.feedback import FeedbackService
+
+SAVED_PAGE_SIZE = 10
+
+
+SAVED_TITLE = 80
+"""Characters of a title in the reading list, so that a full page fits in one message."""
+
+
+def saved_line(paper: Paper, saved_at: datetime) -> str:
+    """`2403.01234` [Title](<url>) · saved <date>: the id is what `/paper unsave` takes."""
+    title = paper.title if len(paper.title) <= SAVED_TITLE else paper.title[: SAVED_TITLE - 1] + "…"
+    stamp = int(saved_at.astimezone(UTC).timestamp())
+    return f"• {code_span(paper.arxiv_id)} [{escape_text(title)}](<{paper.url}>) · saved <t:{stamp}:d>"
+
+
+class SavedListView(discord.ui.View):
+    """Prev/next buttons over a reading list, one page read at a time; only its owner turns them."""
+
+    def __init__(self, feedback: FeedbackService, owner_id: int, total: int) -> None:
+        super().__init__(timeout=600)
+        self.feedback = feedback
+        self.owner_id = owner_id
+        self.total = total
+        self.page = 0
+        self._sync_buttons()
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // SAVED_PAGE_SIZE))
+
+    async def render(self) -> str:
+        """The current page, read again, so a change made meanwhile shows."""
+        offset = self.page * SAVED_PAGE_SIZE
+        papers, self.total = await self.feedback.saved(self.owner_id, offset, SAVED_PAGE_SIZE)
+        if self.page >= self.pages:  # the list shrank under this page
+            self.page = self.pages - 1
+            offset = self.page * SAVED_PAGE_SIZE
+            papers, self.total = await self.feedback.saved(self.owner_id, offset, SAVED_PAGE_SIZE)
+        self._sync_buttons()
+        if not papers:
+            return "Your reading list is empty. Save papers with `/paper save`."
+        footer = f"\nPage {self.page + 1}/{self.pages}" if self.pages > 1 else ""
+        lines = [saved_line(paper, saved_at) for paper, saved_at in papers]
+        return (
+            f"**Your reading list: {counted(self.total, 'paper')}, newest first**\n"
+            + "\n".join(lines)
+            + footer
+        )
+
+    def _sync_buttons(self) -> None:
+        self.previous.disabled = self.page == 0
+        self.next.disabled = self.page >= self.pages - 1
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await reply(interaction, "Run `/paper saved` yourself to see your reading list.")
+            return False
+        return True
+
+    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        self.page = min(max(0, self.page + step), self.pages - 1)
+        content = await self.render()
+        await interaction.response.edit_message(
+            content=content, view=self, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @discord.ui.button(label="◀ Previous", style=discord.ButtonStyle.secondary, custom_id="pw:saved:prev")
+    async def previous(
+        self, interaction: discord.Interaction, button: discord.ui.Button[SavedListView]
+    ) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(label="Next ▶", style=discord.ButtonStyle.secondary, custom_id="pw:saved:next")
+    async def next(self, interaction: discord.Interaction, button: discord.ui.Button[SavedListView]) -> None:
+        await self._turn(interaction, 1)
 
 
 class PaperCommands(app_commands.Group):
@@ -38,6 +117,35 @@ class PaperCommands(app_commands.Group):
         await interaction.response.send_message(
             paper_line(paper), embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+
+    @app_commands.command(name="save", description="Put a paper on your reading list (only you see it)")
+    @app_commands.describe(id="An arXiv id, e.g. 2403.01234")
+    async def save(self, interaction: discord.Interaction, id: app_commands.Range[str, 1, 100]) -> None:
+        pace(self.services, interaction)
+        paper, already = await self.services.feedback.save(interaction.user.id, id)
+        if already:
+            await reply(interaction, f"{code_span(paper.arxiv_id)} is already on your reading list.")
+            return
+        await reply(interaction, f"Saved to your reading list: {paper_line(paper)}")
+
+    @app_commands.command(name="saved", description="Your reading list, newest first (only you see it)")
+    async def saved(self, interaction: discord.Interaction) -> None:
+        pace(self.services, interaction, lookup=True)
+        lister = SavedListView(self.services.feedback, interaction.user.id, total=0)
+        content = await lister.render()
+        await interaction.response.send_message(
+            content,
+            view=lister if lister.pages > 1 else discord.utils.MISSING,
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @app_commands.command(name="unsave", description="Take a paper off your reading list")
+    @app_commands.describe(id="The arXiv id of a saved paper")
+    async def unsave(self, interaction: discord.Interaction, id: app_commands.Range[str, 1, 100]) -> None:
+        pace(self.services, interaction)
+        paper = await self.services.feedback.unsave(interaction.user.id, id)
+        await reply(interaction, f"Removed from your reading list: {paper_line(paper)}")
 
 
 class StatusCommands(app_commands.Group):
