@@ -548,7 +548,10 @@ async def test_history_pages_with_limit_before_and_after(
     _, guild, client = world
     cid = guild.default_channel_id or 0
     channel = _channel(client, cid)
-    sent = [await channel.send(f"m{i}", nonce=f"n{i}") for i in range(7)]
+    sent = []
+    for i in range(7):
+        sent.append(await channel.send(f"m{i}", nonce=f"n{i}"))
+        await asyncio.sleep(0.002)  # one message a millisecond: a time snowflake then splits them
     ids = [m.id for m in sent]
 
     async def page(**params: int) -> list[int]:
