@@ -46,9 +46,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "paper_id", name="uq_saved_papers_user_paper"),
     )
     op.create_index("ix_saved_papers_user_saved_at", "saved_papers", ["user_id", "saved_at"], unique=False)
-    # Adding a column is a plain ALTER TABLE on SQLite too: batch mode does not rebuild these tables.
+    # Plain ALTER TABLE ADD COLUMN on SQLite too. The defaults are literal text on purpose: an SQL
+    # expression default (sa.false()) makes batch mode rebuild `targets`, and dropping the old
+    # table would cascade-delete every delivery and watch that points at it.
     with op.batch_alter_table("targets") as batch:
-        batch.add_column(sa.Column("recommend", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch.add_column(sa.Column("recommend", sa.Boolean(), server_default="0", nullable=False))
         batch.add_column(sa.Column("recommend_per_day", sa.Integer(), server_default="5", nullable=False))
         batch.add_column(sa.Column("last_recommended_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("deliveries") as batch:
@@ -56,12 +58,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("deliveries") as batch:
-        batch.drop_column("reason")
-    with op.batch_alter_table("targets") as batch:
-        batch.drop_column("last_recommended_at")
-        batch.drop_column("recommend_per_day")
-        batch.drop_column("recommend")
+    # ALTER TABLE DROP COLUMN (SQLite 3.35+), not a batch rebuild: rebuilding `targets` would
+    # cascade-delete the deliveries and watches that point at it.
+    op.drop_column("deliveries", "reason")
+    for column in ("last_recommended_at", "recommend_per_day", "recommend"):
+        op.drop_column("targets", column)
     op.drop_index("ix_saved_papers_user_saved_at", table_name="saved_papers")
     op.drop_table("saved_papers")
     op.drop_table("feedback")
