@@ -19,11 +19,12 @@ SAVED_PAGE_SIZE = 10
 
 SAVED_TITLE = 80
 """Characters of a title in the reading list, so that a full page fits in one message."""
+MESSAGE_LIMIT = 2000
 
 
-def saved_line(paper: Paper, saved_at: datetime) -> str:
+def saved_line(paper: Paper, saved_at: datetime, title_limit: int = SAVED_TITLE) -> str:
     """`2403.01234` [Title](<url>) · saved <date>: the id is what `/paper unsave` takes."""
-    title = paper.title if len(paper.title) <= SAVED_TITLE else paper.title[: SAVED_TITLE - 1] + "…"
+    title = paper.title if len(paper.title) <= title_limit else paper.title[: title_limit - 1] + "…"
     stamp = int(saved_at.astimezone(UTC).timestamp())
     return f"• {code_span(paper.arxiv_id)} [{escape_text(title)}](<{paper.url}>) · saved <t:{stamp}:d>"
 
@@ -54,13 +55,13 @@ class SavedListView(discord.ui.View):
         self._sync_buttons()
         if not papers:
             return "Your reading list is empty. Save papers with `/paper save`."
+        header = f"**Your reading list: {counted(self.total, 'paper')}, newest first**\n"
         footer = f"\nPage {self.page + 1}/{self.pages}" if self.pages > 1 else ""
-        lines = [saved_line(paper, saved_at) for paper, saved_at in papers]
-        return (
-            f"**Your reading list: {counted(self.total, 'paper')}, newest first**\n"
-            + "\n".join(lines)
-            + footer
-        )
+        for title_limit in (SAVED_TITLE, SAVED_TITLE // 2, 12):  # shorter titles if a page runs long
+            body = "\n".join(saved_line(paper, saved_at, title_limit) for paper, saved_at in papers)
+            if len(header) + len(body) + len(footer) <= MESSAGE_LIMIT:
+                break
+        return header + body + footer
 
     def _sync_buttons(self) -> None:
         self.previous.disabled = self.page == 0
