@@ -24,7 +24,12 @@ Modules:
   (``fail_next``, ``delay``, ``close_gateway``, ``drop_gateway``, ``invalidate_session``,
   ``request_reconnect``), inspection (``messages``, ``requests``, ``unknown_requests``,
   ``commands``, ``interactions``, counters) and waiting (``wait_for`` and friends).
-* ``interactions``: :class:`InteractionRecord` — the bot's answer to one interaction.
+* ``interactions``: :class:`InteractionRecord` — the bot's answer to one interaction
+  (``wait_reply``, ``wait_update`` for a component's message, ``wait_followups``, ``text``, ``files``).
+* ``components``: Discord's component limits (5 action rows, 5 buttons or one select a row,
+  25 options, 80-character labels, 100-character custom ids ...), refused with 400 like Discord.
+* ``attachments``: uploaded files' bytes served at their attachment urls; :class:`Upload` is a
+  file a user attaches to an ATTACHMENT option (``options={"file": Upload("a.toml", data)}``).
 * ``model``: :class:`StoredMessage` (``content``, ``embeds``, ``nonce``, ``allowed_mentions``,
   ``pings``, ``data`` = the API object), :class:`Perm` bits, guild/channel/user records.
 * ``client``: ``running_client(client, fake)`` — run a plain ``discord.Client`` against the fake.
@@ -47,6 +52,8 @@ discord.py facts the fake relies on / tests must know:
 * discord.py retries 500/502/504 (sleeping 1 s, 3 s ...) but raises ``DiscordServerError`` on 503.
 """
 
+from .attachments import AttachmentStore, Upload
+from .components import ButtonStyle, ComponentType
 from .errors import DiscordHTTPError, FaultRule
 from .gateway import GatewayConnection, GatewaySession
 from .interactions import CallbackType, CommandNotSynced, InteractionRecord, InteractionType, OptionType
@@ -67,10 +74,13 @@ from .model import (
 from .server import CommandSync, FakeDiscord, RecordedRequest
 
 __all__ = [
+    "AttachmentStore",
+    "ButtonStyle",
     "CallbackType",
     "ChannelType",
     "CommandNotSynced",
     "CommandSync",
+    "ComponentType",
     "DiscordHTTPError",
     "FakeChannel",
     "FakeDiscord",
@@ -90,5 +100,6 @@ __all__ = [
     "Pings",
     "RecordedRequest",
     "StoredMessage",
+    "Upload",
     "UploadedFile",
 ]

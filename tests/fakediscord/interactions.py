@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import JSON, MessageFlags, StoredMessage
+from .model import JSON, MessageFlags, StoredMessage, UploadedFile
 
 
 class InteractionType:
@@ -144,6 +144,22 @@ class InteractionRecord:
             return self.original
         return None
 
+    @property
+    def messages(self) -> list[StoredMessage]:
+        """Every message of the answer: the reply, then the follow-ups that are not the reply."""
+        shown = [] if self.reply is None else [self.reply]
+        return shown + [m for m in self.followups if m is not self.reply]
+
+    @property
+    def text(self) -> str:
+        """The content of every message of the answer, one per line."""
+        return "\n".join(m.content for m in self.messages)
+
+    @property
+    def files(self) -> list[UploadedFile]:
+        """The files the answer's messages carry (with their bytes)."""
+        return [upload for message in self.messages for upload in message.files]
+
     # --- waiting --------------------------------------------------------------------
     async def wait_response(self, timeout: float = 5.0) -> JSON:
         """The bot's interaction callback body (``{"type": ..., "data": ...}``).
@@ -166,6 +182,20 @@ class InteractionRecord:
         )
         assert self.reply is not None
         return self.reply
+
+    async def wait_update(self, timeout: float = 5.0) -> StoredMessage:
+        """The component's message once the bot updated it: at once after an UPDATE_MESSAGE (7)
+        callback, after a DEFERRED_UPDATE_MESSAGE (6) once the bot edited the message."""
+        await self.wait_response(timeout)
+        if self.callback_type not in (CallbackType.DEFERRED_UPDATE_MESSAGE, CallbackType.UPDATE_MESSAGE):
+            raise AssertionError(f"interaction {self.id} was answered with callback {self.callback_type}")
+        await self.notifier.wait_for(
+            lambda: self.callback_type == CallbackType.UPDATE_MESSAGE or bool(self.original_edits),
+            timeout,
+            f"the update of the message of interaction {self.id}",
+        )
+        assert self.original is not None
+        return self.original
 
     async def wait_followups(self, count: int = 1, timeout: float = 5.0) -> list[StoredMessage]:
         """At least ``count`` follow-up messages."""

@@ -8,6 +8,7 @@ strings, ISO-8601 timestamps).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import time
@@ -359,10 +360,17 @@ def compute_permissions(guild: FakeGuild, user_id: int, channel: FakeChannel | N
 
 @dataclass(frozen=True)
 class UploadedFile:
+    """A file the bot uploaded (a ``files[n]`` part of a multipart request), bytes included."""
+
     field: str
     filename: str
     content_type: str
     size: int
+    data: bytes = dataclasses.field(default=b"", repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        return self.data.decode()
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ from typing import Any, Self
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from .attachments import ROUTE as ATTACHMENT_ROUTE
+from .attachments import AttachmentStore
+from .components import check_pick
 from .errors import DiscordHTTPError, FaultRule, FormErrors, form_error, json_response
 from .gateway import SESSION_ENDING_CLOSE_CODES, GatewayConnection, GatewaySession, Op
 from .interactions import (
@@ -224,6 +227,8 @@ class FakeDiscord:
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
 
         self.interactions: dict[int, InteractionRecord] = {}
+        self.attachments = AttachmentStore(lambda: self.base_url, self.new_id)
+        """Bytes of every uploaded file, served at the attachment urls (see ``attachments``)."""
         self._interactions_by_token: dict[str, InteractionRecord] = {}
 
         self.requests: list[RecordedRequest] = []
@@ -253,6 +258,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway_handler)
         app.router.add_get("/gateway/resume", self._gateway_handler)
+        app.router.add_get(ATTACHMENT_ROUTE, self.attachments.handle)
         app.router.add_route("*", "/{tail:.*}", self._api_handler)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -1067,7 +1073,9 @@ class FakeDiscord:
             value = str(target)
             self._resolve_entity(definition, target, guild_id, user_id, resolved)
         elif option_type == OptionType.ATTACHMENT:
-            raise NotImplementedError("attachment options are not supported by the fake")
+            attachment = self.attachments.option_attachment(self.application_id, raw)
+            value = attachment["id"]
+            resolved.setdefault("attachments", {})[value] = attachment
         else:
             raise ValueError(f"option {name!r} has unsupported type {option_type}")
         if choices and value not in [c["value"] for c in choices]:
@@ -1234,6 +1242,9 @@ class FakeDiscord:
             raise ValueError(f"component {custom_id!r} is not a button (type {ctype})")
         if values is not None and ctype not in (3, 5, 6, 7, 8):
             raise ValueError(f"component {custom_id!r} is not a select menu (type {ctype})")
+        problem = None if values is None else check_pick(component, values)
+        if problem is not None:
+            raise ValueError(f"select {custom_id!r} cannot be picked so: {problem}")
         channel = self._channel(stored.channel_id)
         data: JSON = {"custom_id": custom_id, "component_type": ctype}
         if "id" in component:
@@ -1255,21 +1266,7 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ internals: messages
     def _attachments(self, channel_id: int, files: Sequence[UploadedFile]) -> list[JSON]:
-        result = []
-        for upload in files:
-            aid = self.new_id()
-            url = f"https://cdn.discordapp.com/attachments/{channel_id}/{aid}/{upload.filename}"
-            result.append(
-                {
-                    "id": str(aid),
-                    "filename": upload.filename,
-                    "size": upload.size,
-                    "url": url,
-                    "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
-                    "content_type": upload.content_type,
-                }
-            )
-        return result
+        return self.attachments.message_attachments(channel_id, list(files))
 
     def _message_data(
         self,
@@ -1422,7 +1419,8 @@ class FakeDiscord:
                     body = json.loads(bytes(raw).decode())
                 else:
                     content_type = part.headers.get("Content-Type", "application/octet-stream")
-                    files.append(UploadedFile(name, part.filename or name, content_type, len(raw)))
+                    filename = part.filename or name
+                    files.append(UploadedFile(name, filename, content_type, len(raw), bytes(raw)))
             return body, files
         raw_bytes = await request.read()
         if not raw_bytes:

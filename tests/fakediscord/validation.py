@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from .components import validate_components
 from .errors import FormErrors
 from .model import JSON, MessageFlags, UploadedFile, embed_length
 
@@ -92,6 +93,8 @@ def validate_message(body: Mapping[str, Any], errors: FormErrors, *, interaction
             "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
             "The 'content' and 'embeds' fields cannot be used with MessageFlags.IS_COMPONENTS_V2",
         )
+    if "components" in body:
+        validate_components(body["components"], errors, v2=bool(flags & MessageFlags.IS_COMPONENTS_V2))
     if flags & MessageFlags.EPHEMERAL and not interaction:
         errors.add(["flags"], "MESSAGE_FLAGS_INVALID", "Invalid message flags")
     nonce = body.get("nonce")
