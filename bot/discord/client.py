@@ -19,9 +19,11 @@ from bot.services.access import UserError
 from bot.services.alerts import AlertService
 from bot.services.delivery import Deliverer
 from bot.services.digests import DigestService
+from bot.services.export import ExportService
 from bot.services.feedback import FeedbackService
 from bot.services.papers import PaperService
 from bot.services.scheduling import Timetable
+from bot.services.stats import StatsService
 from bot.services.status import StatusService
 from bot.services.watches import WatchService
 
@@ -45,6 +47,8 @@ class Services:
     papers: PaperService
     status: StatusService
     feedback: FeedbackService
+    export: ExportService
+    stats: StatsService
     deliverer: Deliverer
     cooldown: Cooldown
     """Pacing of the commands that change something, per user."""

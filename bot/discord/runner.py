@@ -19,8 +19,10 @@ from bot.discord.sender import DiscordSender
 from bot.services.clock import Clock, clock_from_env
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
+from bot.services.export import ExportService
 from bot.services.polling import FeedPoller, build_fetcher, build_http_client
 from bot.services.scheduling import Timetable, finish_or_cancel
+from bot.services.stats import StatsService
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,8 @@ class BotApp:
                 papers=core.papers,
                 status=core.status,
                 feedback=core.feedback,
+                export=ExportService(core.feedback),
+                stats=StatsService(core.sessions, core.clock),
                 deliverer=self.deliverer,
                 cooldown=Cooldown(settings.limits.command_cooldown, settings.limits.commands_per_minute),
                 lookups=Cooldown(settings.limits.lookup_cooldown, settings.limits.lookups_per_minute),

@@ -21,8 +21,8 @@ EXPECTED_COMMANDS = {
     "watch": {"add", "list", "remove", "pause", "resume", "test"},
     "alert": {"add", "list", "remove", "schedule", "recommend"},
     "digest": {"set", "show", "now", "pause", "resume"},
-    "paper": {"search", "show", "save", "saved", "unsave"},
-    "paperwatch": {"status"},
+    "paper": {"search", "show", "save", "saved", "unsave", "export"},
+    "paperwatch": {"status", "stats"},
 }
 
 
@@ -37,6 +37,8 @@ def test_every_documented_command_is_registered_once() -> None:
         papers=None,
         status=None,
         feedback=None,
+        export=None,
+        stats=None,
         deliverer=None,
         cooldown=Cooldown(0, 10),
     )  # type: ignore[arg-type]

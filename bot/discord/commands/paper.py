@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import discord
 from discord import app_commands
 
-from bot.discord.client import Services, reply
+from bot.discord.client import NO_MENTIONS, Services, reply
 from bot.discord.commands._common import counted, pace, paper_line, papers_block, when
+from bot.discord.commands.stats import answer_stats
 from bot.discord.embeds import code_span, escape_text, paper_embed
 from bot.domain.digest import DigestEntry
 from bot.domain.paper import Paper
+from bot.services.export import ExportFormat
 from bot.services.feedback import FeedbackService
+from bot.services.stats import DEFAULT_WEEKS, MAX_WEEKS
 
 SAVED_PAGE_SIZE = 10
 
@@ -148,6 +152,24 @@ class PaperCommands(app_commands.Group):
         paper = await self.services.feedback.unsave(interaction.user.id, id)
         await reply(interaction, f"Removed from your reading list: {paper_line(paper)}")
 
+    @app_commands.command(name="export", description="Your reading list as a file: BibTeX or CSV")
+    @app_commands.describe(format="bib (BibTeX, the default) or csv")
+    async def export(self, interaction: discord.Interaction, format: ExportFormat = "bib") -> None:
+        pace(self.services, interaction, lookup=True)
+        # a long list takes a second or two to write: say "thinking" meanwhile
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        exported = await self.services.export.reading_list(interaction.user.id, format)
+        if exported is None:
+            await reply(interaction, "Your reading list is empty. Save papers with `/paper save` first.")
+            return
+        kind = "BibTeX" if format == "bib" else "CSV"
+        await interaction.followup.send(
+            f"Your reading list as {kind}: {counted(exported.papers, 'paper')}.",
+            file=discord.File(io.BytesIO(exported.data), filename=exported.filename),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
 
 class StatusCommands(app_commands.Group):
     def __init__(self, services: Services) -> None:
@@ -173,3 +195,11 @@ class StatusCommands(app_commands.Group):
             lines.append(f"Watches in this server: {status.watches_here}")
         lines.append(f"Next digest: {when(status.next_digest_at)}")
         await reply(interaction, "\n".join(lines))
+
+    @app_commands.command(name="stats", description="A chart of the papers matched per week in this channel")
+    @app_commands.describe(weeks=f"How many weeks back (default {DEFAULT_WEEKS})")
+    async def stats(
+        self, interaction: discord.Interaction, weeks: app_commands.Range[int, 1, MAX_WEEKS] = DEFAULT_WEEKS
+    ) -> None:
+        pace(self.services, interaction, lookup=True)
+        await answer_stats(self.services, interaction, weeks)
