@@ -58,6 +58,10 @@ _DECODER = LatexNodes2Text(math_mode="verbatim")
 
 _MATH = re.compile(r"(?<!\\)\$(?=\S)((?:[^$\\\n]|\\.)+?)(?<=\S)(?<!\\)\$")
 """Inline math in a title: `$...$`, not empty, not starting or ending with a space ("$5 and $10")."""
+_PLACEHOLDER = "\ue000"
+_PLACEHOLDER_BASE = 0xE100
+_HELD = re.compile("\ue000[\ue100-\uefff]")
+"""Where a math span waits while the words around it are read and escaped (private-use characters)."""
 _TEX_COMMAND = re.compile(r"\\(?:[A-Za-z]+|[^A-Za-z\s])")
 _UNESCAPED_SPECIAL = re.compile(r"(?<!\\)([&%#_])")
 _SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "v", "2nd", "3rd", "4th"})
@@ -105,31 +109,28 @@ def tex_to_text(tex: str) -> str:
 
 
 def tex_title(title: str) -> str:
-    """A title as TeX: inline math kept, words with inner capitals braced (`{BERT}`, `{LLMs}`).
+    """A title as TeX: inline math kept, words with inner capitals or math braced.
 
-    Bibliography styles lower-case titles; the braces keep acronyms and names as written.
+    Bibliography styles lower-case titles; the braces keep acronyms, names and formulas as
+    written (`{BERT}`, `{LLMs}`, `{ZnCu$_3$(OH)$_6$}`).
     """
-    out: list[str] = []
-    position = 0
-    for found in _MATH.finditer(title):
-        out.append(_tex_words(title[position : found.start()]))
+    maths: list[str] = []
+
+    def hold(found: re.Match[str]) -> str:
         math = found.group(0)
-        out.append(math if _balanced(math) else tex_escape(math))
-        position = found.end()
-    out.append(_tex_words(title[position:]))
-    return "".join(out).strip()
+        maths.append(math if _balanced(math) else tex_escape(math))
+        return _PLACEHOLDER + chr(_PLACEHOLDER_BASE + len(maths) - 1)
 
-
-def _tex_words(text: str) -> str:
+    text = _MATH.sub(hold, " ".join(title.split()))
     if _TEX_COMMAND.search(text):  # arXiv TeX in a title: read it, then write it our way
         text = _decoded(_UNESCAPED_SPECIAL.sub(r"\\\1", text), text)
-    return "".join(_tex_word(part) for part in re.split(r"(\s+)", text) if part)
-
-
-def _tex_word(word: str) -> str:
-    if word.isspace():
-        return " "
-    return "{" + tex_escape(word) + "}" if _inner_capital(word) else tex_escape(word)
+    words = []
+    for word in text.split():
+        outside = _HELD.sub("", word)
+        tex = _HELD.sub(lambda found: maths[ord(found.group(0)[1]) - _PLACEHOLDER_BASE], tex_escape(word))
+        protect = _inner_capital(outside) or (outside != word and any(c.isalpha() for c in outside))
+        words.append("{" + tex + "}" if protect else tex)
+    return " ".join(words)
 
 
 def _decoded(tex: str, fallback: str) -> str:
