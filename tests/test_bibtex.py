@@ -205,7 +205,7 @@ def test_keys_are_unique_ascii_and_a_file_reads_back_whole() -> None:
         "vaswani2024attentionc",
         "vaswani2024attentiond",
     ]
-    papers = [p for p in load_feed(RSS_ALL).papers[:200]] + same
+    papers = list(load_feed(RSS_ALL).papers[:200]) + same
     text = bibtex_file(papers)
     entries = parse(text)
     assert [e["eprint"] for e in entries] == [p.arxiv_id for p in papers]
