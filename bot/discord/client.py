@@ -25,6 +25,7 @@ from bot.services.papers import PaperService
 from bot.services.scheduling import Timetable
 from bot.services.stats import StatsService
 from bot.services.status import StatusService
+from bot.services.transfer import TransferService
 from bot.services.watches import WatchService
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Services:
     papers: PaperService
     status: StatusService
     feedback: FeedbackService
+    transfer: TransferService
     export: ExportService
     stats: StatsService
     deliverer: Deliverer

@@ -107,6 +107,7 @@ class BotApp:
                 papers=core.papers,
                 status=core.status,
                 feedback=core.feedback,
+                transfer=core.transfer,
                 export=ExportService(core.feedback),
                 stats=StatsService(core.sessions, core.clock),
                 deliverer=self.deliverer,

@@ -18,6 +18,7 @@ from bot.services.matching import WatchMatcher
 from bot.services.papers import PaperService
 from bot.services.status import StatusService
 from bot.services.subscriptions import Subscriptions
+from bot.services.transfer import TransferService
 from bot.services.watches import WatchService
 
 
@@ -35,6 +36,7 @@ class Core:
     papers: PaperService
     status: StatusService
     feedback: FeedbackService
+    transfer: TransferService
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Core:
@@ -61,6 +63,7 @@ class Core:
             papers=papers,
             status=StatusService(sessions, clock),
             feedback=FeedbackService(sessions, settings, clock),
+            transfer=TransferService(sessions, settings, subscriptions),
         )
 
     async def close(self) -> None:

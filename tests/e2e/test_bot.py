@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 GUILDS_INTENT = 1 << 0
 
 EXPECTED_COMMANDS = {
-    "watch": {"add", "list", "remove", "pause", "resume", "test"},
+    "watch": {"add", "list", "remove", "pause", "resume", "test", "export", "import"},
     "alert": {"add", "list", "remove", "schedule", "recommend"},
     "digest": {"set", "show", "now", "pause", "resume"},
     "paper": {"search", "show", "save", "saved", "unsave", "export"},
@@ -37,6 +37,7 @@ def test_every_documented_command_is_registered_once() -> None:
         papers=None,
         status=None,
         feedback=None,
+        transfer=None,
         export=None,
         stats=None,
         deliverer=None,

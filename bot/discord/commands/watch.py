@@ -15,6 +15,7 @@ from bot.discord.commands._common import (
     target_channel,
     upvote_floor,
 )
+from bot.discord.commands.transfer import transfer_commands
 from bot.discord.embeds import code_span
 from bot.services.access import UserError
 from bot.services.subscriptions import WatchView
@@ -82,6 +83,8 @@ class WatchCommands(app_commands.Group):
     def __init__(self, services: Services) -> None:
         super().__init__(name="watch", description="Watch the paper feeds for a channel", guild_only=True)
         self.services = services
+        for command in transfer_commands(services):
+            self.add_command(command)
 
     async def _watch_autocomplete(
         self, interaction: discord.Interaction, current: str
