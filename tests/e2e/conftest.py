@@ -89,15 +89,50 @@ class World:
             self.app = None
 
     async def command(
-        self, name: str, *, user_id: int | None = None, channel_id: int | None = None, **options: Any
+        self,
+        name: str,
+        *,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+        guild_id: int | None = None,
+        **options: Any,
     ) -> Any:
-        """Run a slash command as the admin (by default) in the main channel; return the record."""
+        """Run a slash command as the admin (by default) in the main channel; return the record.
+
+        Another guild's channel needs `guild_id` too; an ATTACHMENT option takes an
+        `Upload(filename, data)` or a file the bot posted (`record.files[0]`)."""
         record = await self.fake.invoke_command(
-            self.guild_id,
+            guild_id or self.guild_id,
             channel_id or self.channel_id,
             user_id or self.admin_id,
             name,
             options=options,
+        )
+        await record.wait_response()
+        return record
+
+    async def click(
+        self, message: Any, custom_id: str, *, user_id: int | None = None, permissions: int | None = None
+    ) -> Any:
+        """Click a button of a message the bot posted, as the admin by default; return the record
+        once the bot called back (then `wait_reply`, `wait_update` or `wait_followups`)."""
+        record = await self.fake.click_button(
+            message, custom_id, user_id or self.admin_id, permissions=permissions
+        )
+        await record.wait_response()
+        return record
+
+    async def pick(
+        self,
+        message: Any,
+        custom_id: str,
+        *values: str,
+        user_id: int | None = None,
+        permissions: int | None = None,
+    ) -> Any:
+        """Pick `values` in a select menu of a message the bot posted; like `click`."""
+        record = await self.fake.select_option(
+            message, custom_id, list(values), user_id or self.admin_id, permissions=permissions
         )
         await record.wait_response()
         return record

@@ -9,13 +9,18 @@ import discord
 from discord import app_commands
 
 from bot.discord.client import NO_MENTIONS, Services, reply
-from bot.discord.commands._common import caller, counted, pace, target_channel
+from bot.discord.commands._common import caller, pace, target_channel
 from bot.discord.embeds import code_span
 from bot.services.access import UserError
 from bot.services.transfer import MAX_IMPORT_BYTES, ImportedWatches, ImportProblem, ImportRefused
 
 SHOWN_PROBLEMS = 15
 SHOWN_WATCHES = 20
+
+
+def watches(count: int) -> str:
+    """ "1 watch", "3 watches"."""
+    return f"{count} watch" + ("" if count == 1 else "es")
 
 
 def problem_line(problem: ImportProblem) -> str:
@@ -33,7 +38,7 @@ def refusal_text(filename: str, problems: list[ImportProblem]) -> str:
 
 
 def imported_text(result: ImportedWatches) -> str:
-    lines = [f"Imported {counted(len(result.watches), 'watch')} into <#{result.channel_id}>:"]
+    lines = [f"Imported {watches(len(result.watches))} into <#{result.channel_id}>:"]
     for view in result.watches[:SHOWN_WATCHES]:
         extra = "" if view.min_upvotes is None else f" · ▲ ≥ {view.min_upvotes}"
         paused = " · ⏸ paused" if view.paused else ""
@@ -62,7 +67,7 @@ def transfer_commands(services: Services) -> list[app_commands.Command[Any, ...,
             interaction.guild_id or 0, channel_id, channel_name(interaction, channel_id)
         )
         await interaction.response.send_message(
-            f"{counted(exported.count, 'watch')} of <#{channel_id}>, with its digest schedule. "
+            f"{watches(exported.count)} of <#{channel_id}>, with its digest schedule. "
             "Attach this file to `/watch import` in any channel to copy them there.",
             file=discord.File(io.BytesIO(exported.text.encode()), exported.filename),
             ephemeral=True,
