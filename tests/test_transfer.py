@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Awaitable, Callable
 from datetime import time
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +29,7 @@ WATCHES = [
     ("diffusion", "digest", None, False),
     ('"knowledge distillation" OR distill*', "instant", 10, False),
     ("title:transformer -survey", "digest", 0, True),
-    ("\"\u00fcber\u2014na\u00efve\" OR caf\u00e9 OR \"a \\\\ b\"", "instant", None, True),
+    ('"\u00fcber\u2014na\u00efve" OR caf\u00e9 OR "a \\\\ b"', "instant", None, True),
 ]
 
 
@@ -197,3 +199,15 @@ async def test_imported_digest_watches_catch_up_like_watch_add(core: Core, clock
     await core.transfer.import_channel(ADMIN_B, CH_B2, (text + 'mode = "instant"\n').encode())
     assert await paper_ids_for(core, "channel", CH_B1) == overlap
     assert await paper_ids_for(core, "channel", CH_B2) == set()
+
+
+async def test_the_documented_example_imports(core: Core) -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text(encoding="utf-8")
+    found = re.search(r"```toml\n(.*?)```", page, re.DOTALL)
+    assert found is not None, "docs/commands.md shows an example file"
+    result = await core.transfer.import_channel(ADMIN_A, CH_A1, found.group(1).encode())
+    assert fields(result.watches) == [
+        ('"knowledge distillation" OR distill*', "instant", 5, False),
+        ("diffusion", "digest", None, False),
+    ]
+    assert result.schedule is not None and result.schedule.describe() == "07:30 Europe/Paris, Mon–Fri"
