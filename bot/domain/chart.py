@@ -25,8 +25,8 @@ GRID = "#4E5058"
 COLOURS = ("#5DADEC", "#F5A623", "#3DD68C", "#F0E442", "#E478B4", "#FF6F59", "#B39DFF", "#4FD1C5")
 """Eight colours that stay apart from each other on the dark background."""
 OTHER_COLOUR = "#949BA4"
-MAX_TICKS = 13
-"""Week labels on the x axis at most; a year of weeks shows every fourth one."""
+MAX_TICKS = 9
+"""Week labels on the x axis at most, so they never touch; a year of weeks shows every sixth."""
 
 _RENDERING = threading.Lock()
 """matplotlib is not thread-safe: one chart is drawn at a time."""
