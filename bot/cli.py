@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, RelevanceSettings, Settings, load_settings
 from bot.domain.digest import DigestEntry, Match, compose_digest
 from bot.domain.matcher import explain
 from bot.domain.paper import FeedResult, Paper
 from bot.domain.parser import parse_query
-from bot.domain.query import ParseError, Query
+from bot.domain.query import ParseError, Query, liked_ids
 from bot.feeds.detect import parse_feed_file
+from bot.relevance.similar import LikeScores, offline_like_scores
 from bot.services.clock import ClockSettingError
 from bot.services.core import Core
 from bot.services.ingest import IngestSummary
@@ -217,10 +218,42 @@ def _read_feed(path: Path) -> FeedResult | None:
     return result
 
 
-def _matching(query: Query, papers: list[Paper]) -> list[Paper]:
+def _matching(query: Query, papers: list[Paper], like_threshold: float | None = None) -> list[Paper]:
+    return _matching_with_likes(query, papers, like_threshold)[0]
+
+
+def _matching_with_likes(
+    query: Query, papers: list[Paper], like_threshold: float | None = None
+) -> tuple[list[Paper], LikeScores | None]:
+    """The papers `query` matches, and the `like:` scores they were matched with."""
     from bot.services.matching import WatchMatcher
 
-    return WatchMatcher(lookback_hours=0, query_length=10_000).preview(query, papers)
+    threshold = RelevanceSettings().like_threshold if like_threshold is None else like_threshold
+    likes = _offline_likes(query, papers, threshold)
+    matched = WatchMatcher(lookback_hours=0, query_length=10_000).preview(
+        query, papers, likes=likes.bits if likes else None
+    )
+    return matched, likes
+
+
+def _offline_likes(query: Query, papers: list[Paper], like_threshold: float) -> LikeScores | None:
+    """`like:` with no database: the text vocabulary is fitted on the papers at hand."""
+    liked = liked_ids(query)
+    if not liked:
+        return None
+    return offline_like_scores(papers, liked, like_threshold)
+
+
+def _unknown_likes(query: Query, papers: list[Paper], where: str) -> bool:
+    """Refuse `like:` ids that are not among `papers` (printing why); True when refused."""
+    present = {paper.arxiv_id for paper in papers}
+    missing = [arxiv_id for arxiv_id in liked_ids(query) if arxiv_id not in present]
+    if missing:
+        print(
+            f"paperwatch: unknown paper {missing[0]} in like:{missing[0]}: it is not in {where}",
+            file=sys.stderr,
+        )
+    return bool(missing)
 
 
 def _match(args: argparse.Namespace, settings: Settings) -> int:
@@ -230,7 +263,9 @@ def _match(args: argparse.Namespace, settings: Settings) -> int:
     result = _read_feed(args.feed)
     if result is None:
         return EXIT_USAGE
-    ids = [paper.arxiv_id for paper in _matching(query, result.papers)]
+    if _unknown_likes(query, result.papers, str(args.feed)):
+        return EXIT_USAGE
+    ids = [paper.arxiv_id for paper in _matching(query, result.papers, settings.relevance.like_threshold)]
     if args.json:
         print(json.dumps(ids))
     else:
@@ -250,9 +285,20 @@ def _preview(args: argparse.Namespace, settings: Settings) -> int:
         papers = result.papers
     else:
         papers = asyncio.run(_stored_papers(settings, args.days))
-    matched = _matching(query, papers)
+    if _unknown_likes(query, papers, str(args.feed) if args.feed else "the papers of those days"):
+        return EXIT_USAGE
+    matched, likes = _matching_with_likes(query, papers, settings.relevance.like_threshold)
     entries = [
-        DigestEntry(paper=p, matches=(Match(watch_id=1, query=query.source, words=tuple(explain(query, p))),))
+        DigestEntry(
+            paper=p,
+            matches=(
+                Match(
+                    watch_id=1,
+                    query=query.source,
+                    words=tuple(explain(query, p, like=likes.for_paper(p) if likes else None)),
+                ),
+            ),
+        )
         for p in matched
     ]
     digest = compose_digest(entries, args.max or settings.digest.max_papers)

@@ -140,6 +140,14 @@ class LimitsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RelevanceSettings:
+    like_threshold: float = 0.25
+    """The cosine of two papers' text vectors at which a `like:` term takes a paper as similar."""
+    refit_growth: float = 0.2
+    """The vocabulary is fitted again once the store has grown by this fraction since the last fit."""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -151,6 +159,7 @@ class Settings:
     feeds: FeedsSettings = field(default_factory=FeedsSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    relevance: RelevanceSettings = field(default_factory=RelevanceSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     token: Secret = field(default_factory=lambda: Secret(""))
     source: Path | None = None
@@ -346,6 +355,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError("limits.command_cooldown: must be 0 or more")
     if s.limits.lookup_cooldown < 0:
         raise ConfigError("limits.lookup_cooldown: must be 0 or more")
+    if not 0 < s.relevance.like_threshold <= 1:
+        raise ConfigError("relevance.like_threshold: must be greater than 0 and at most 1")
+    positive("relevance.refit_growth", s.relevance.refit_growth)
     if not 0 <= s.feeds.jitter <= 1:
         raise ConfigError("feeds.jitter: must be between 0 and 1")
     if not _TIME.match(s.digest.time):

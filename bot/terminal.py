@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.text import Text
 
 from bot.domain.digest import Digest, DigestEntry, header_line
+from bot.domain.matcher import reason_text
 from bot.domain.paper import Paper
 
 MAX_WIDTH = 110
@@ -117,7 +118,7 @@ def _entry_panel(number: int, entry: DigestEntry) -> RenderableType:
 
 def _reasons(entry: DigestEntry) -> list[str]:
     return [
-        ", ".join(f"{term} → {word}" for term, word in match.words[:4]) or match.query
+        ", ".join(reason_text(term, word) for term, word in match.words[:4]) or match.query
         for match in entry.matches
     ]
 

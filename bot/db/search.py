@@ -31,6 +31,7 @@ from bot.domain.query import (
     Category,
     Comparison,
     Field,
+    Like,
     Node,
     Not,
     Or,
@@ -232,6 +233,8 @@ def _translate(node: Node, syntax: _Syntax) -> Filter | None:
         return _join([f for f in options if f is not None], AnyOf, syntax)
     if isinstance(node, Upvotes):
         return VotesFilter(node.op, node.value)
+    if isinstance(node, Like):  # similarity is not in the text index: it cannot narrow
+        return None
     expression: str | None
     if isinstance(node, Term):
         expression = syntax.term(node.word, node.field)

@@ -10,6 +10,7 @@ import re
 from datetime import UTC
 
 from bot.domain.digest import Digest, DigestEntry, header_line, overflow_line
+from bot.domain.matcher import is_like_reason
 from bot.domain.paper import Paper
 from bot.services.delivery import OutgoingMessage
 
@@ -105,7 +106,10 @@ def _safe_url(url: str) -> bool:
 def footer_text(entry: DigestEntry) -> str:
     parts: list[str] = []
     for match in entry.matches:
-        words = [f"`{term}` → {word}" for term, word in match.words][:3]
+        words = [
+            f"`{term}` ({word})" if is_like_reason(term) else f"`{term}` → {word}"
+            for term, word in match.words
+        ][:3]
         label = f"#{match.watch_id} " + (", ".join(words) if words else match.query)
         parts.append(label)
     text = "matched " + "; ".join(dict.fromkeys(parts)) if parts else "paperwatch"

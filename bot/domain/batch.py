@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TypeAlias
 
@@ -21,6 +21,7 @@ from bot.domain.query import (
     Category,
     Field,
     Leaf,
+    Like,
     Phrase,
     Prefix,
     Term,
@@ -79,17 +80,23 @@ def leaf_key(leaf: Leaf) -> LeafKey:
         return ("prefix", leaf.field, leaf.prefix)
     if isinstance(leaf, Category):
         return ("category-prefix" if leaf.is_prefix else "category", None, leaf.value)
+    if isinstance(leaf, Like):
+        return ("like", None, leaf.arxiv_id)
     return ("upvotes", None, (leaf.op, str(leaf.value)))
 
 
 class PaperBatch:
     """A batch of papers indexed for matching: every paper is tokenized once.
 
-    Bit i of every bitmap the batch hands out stands for `papers[i]`.
+    Bit i of every bitmap the batch hands out stands for `papers[i]`. `like:` terms are not
+    computed here: `likes` gives, per liked paper id, the bitmap of the batch's papers similar
+    to it (one sparse matrix product for the whole batch, `bot.relevance.similar`).
     """
 
-    def __init__(self, papers: Sequence[Paper]) -> None:
+    def __init__(self, papers: Sequence[Paper], likes: Mapping[str, int] | None = None) -> None:
         self.papers: tuple[Paper, ...] = tuple(papers)
+        self._likes: Mapping[str, int] = likes or {}
+        self._positions: dict[str, int] | None = None
         self.all_bits = (1 << len(self.papers)) - 1
         any_postings: defaultdict[str, list[int]] = defaultdict(list)
         category_postings: defaultdict[str, list[int]] = defaultdict(list)
@@ -127,10 +134,10 @@ class PaperBatch:
         self._at_least = at_least
 
     @classmethod
-    def build(cls, papers: Sequence[Paper]) -> PaperBatch:
-        """Index `papers` for matching."""
+    def build(cls, papers: Sequence[Paper], likes: Mapping[str, int] | None = None) -> PaperBatch:
+        """Index `papers` for matching; `likes` are the `like:` bitmaps, by liked paper id."""
         with collector_paused():
-            return cls(papers)
+            return cls(papers, likes)
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -214,6 +221,9 @@ class PaperBatch:
         if kind == "category":
             assert isinstance(value, str)
             return self._categories.get(value, 0)
+        if kind == "like":
+            assert isinstance(value, str)
+            return self._like(value)
         if kind == "category-prefix":
             assert isinstance(value, str)
             bitmap = 0
@@ -225,6 +235,17 @@ class PaperBatch:
             return bitmap
         assert isinstance(value, tuple)
         return self._upvotes(value[0], int(value[1]))
+
+    def _like(self, liked_id: str) -> int:
+        """The papers similar to a liked paper, never the liked paper itself."""
+        bitmap = self._likes.get(liked_id, 0)
+        if bitmap:
+            if self._positions is None:
+                self._positions = {paper.arxiv_id: index for index, paper in enumerate(self.papers)}
+            itself = self._positions.get(liked_id)
+            if itself is not None:
+                bitmap &= ~(1 << itself)
+        return bitmap
 
     def _phrase(self, field: Field, phrase: tuple[str, ...]) -> int:
         candidates = self.all_bits

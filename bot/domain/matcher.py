@@ -6,9 +6,10 @@ matches many watches against many papers at once, must agree with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeAlias
 
 from bot.domain.paper import Paper
 from bot.domain.query import (
@@ -16,6 +17,7 @@ from bot.domain.query import (
     Category,
     Field,
     Leaf,
+    Like,
     Node,
     Not,
     Or,
@@ -27,6 +29,14 @@ from bot.domain.query import (
     positive_terms,
 )
 from bot.domain.text import normalize, stem, words
+
+LikeScore: TypeAlias = Callable[[str], float | None]
+"""For one paper: its cosine to the liked paper of that id when at least the `like:`
+threshold, else None. The matcher never asks it about the paper itself."""
+
+
+def _no_likes(liked_id: str) -> float | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +105,9 @@ def _category_matches(leaf: Category, category: str) -> bool:
     return category.startswith(leaf.value) if leaf.is_prefix else category == leaf.value
 
 
-def _leaf_matches(leaf: Leaf, paper: PaperWords) -> bool:
+def _leaf_matches(leaf: Leaf, paper: PaperWords, like: LikeScore) -> bool:
+    if isinstance(leaf, Like):
+        return like(leaf.arxiv_id) is not None
     if isinstance(leaf, Upvotes):
         return leaf.accepts(paper.upvotes)
     if isinstance(leaf, Category):
@@ -108,42 +120,79 @@ def _leaf_matches(leaf: Leaf, paper: PaperWords) -> bool:
     return any(_in_sequence(leaf, sequence) for sequence in paper.field_words(leaf.field))
 
 
-def _node_matches(node: Node, paper: PaperWords) -> bool:
+def _node_matches(node: Node, paper: PaperWords, like: LikeScore) -> bool:
     if isinstance(node, And):
-        return all(_node_matches(child, paper) for child in node.children)
+        return all(_node_matches(child, paper, like) for child in node.children)
     if isinstance(node, Or):
-        return any(_node_matches(child, paper) for child in node.children)
+        return any(_node_matches(child, paper, like) for child in node.children)
     if isinstance(node, Not):
-        return not _node_matches(node.child, paper)
-    return _leaf_matches(node, paper)
+        return not _node_matches(node.child, paper, like)
+    return _leaf_matches(node, paper, like)
+
+
+def _not_itself(paper: Paper, like: LikeScore | None) -> LikeScore:
+    """`like` for `paper`, which is never "like" itself; without scores nothing is alike."""
+    if like is None:
+        return _no_likes
+    own_id = paper.arxiv_id
+
+    def score(liked_id: str) -> float | None:
+        return None if liked_id == own_id else like(liked_id)
+
+    return score
 
 
 def matches(
-    query: Query, paper: Paper, min_upvotes: int | None = None, text: PaperWords | None = None
+    query: Query,
+    paper: Paper,
+    min_upvotes: int | None = None,
+    text: PaperWords | None = None,
+    like: LikeScore | None = None,
 ) -> bool:
     """Whether `paper` matches `query` (and has at least `min_upvotes` upvotes, when given).
 
     A caller testing a paper many times passes its `paper_words` once computed as `text`.
+    `like` gives the paper's similarity to liked papers for `like:` terms; without it no
+    `like:` term matches.
     """
     if min_upvotes is not None and paper.upvotes < min_upvotes:
         return False
-    return _node_matches(query.root, text or _paper_words(paper))
+    return _node_matches(query.root, text or _paper_words(paper), _not_itself(paper, like))
 
 
-def explain(query: Query, paper: Paper, text: PaperWords | None = None) -> list[tuple[str, str]]:
+def explain(
+    query: Query, paper: Paper, text: PaperWords | None = None, like: LikeScore | None = None
+) -> list[tuple[str, str]]:
     """Why `paper` matches: for each matching positive leaf, its text and the paper's words.
 
     For example `[("distill*", "distillation"), ('"knowledge distillation"',
-    "knowledge distillation")]`, shown as "matched `distill*` → distillation". A caller
-    explaining many matches of a batch passes each paper's `paper_words` once computed.
+    "knowledge distillation")]`, shown as "matched `distill*` → distillation"; a `like:`
+    term gives its cosine, `("like:2510.02283", "0.41")`, shown as `like:2510.02283 (0.41)`.
+    A caller explaining many matches of a batch passes each paper's `paper_words` once computed.
     """
     text = text or _paper_words(paper)
+    scores = _not_itself(paper, like)
     found: list[tuple[str, str]] = []
     for leaf in positive_terms(query):
-        if not _leaf_matches(leaf, text):
+        if isinstance(leaf, Like):
+            cosine = scores(leaf.arxiv_id)
+            if cosine is not None:
+                found.append((str(leaf), f"{cosine:.2f}"))
+            continue
+        if not _leaf_matches(leaf, text, scores):
             continue
         found.append((str(leaf), _matched_text(leaf, paper, text)))
     return found
+
+
+def is_like_reason(term: str) -> bool:
+    """Whether a stored reason is a `like:` term, whose matched text is a cosine."""
+    return term.startswith("like:")
+
+
+def reason_text(term: str, word: str) -> str:
+    """One reason as users read it: `distill*` → distillation, or like:2510.02283 (0.41)."""
+    return f"{term} ({word})" if is_like_reason(term) else f"{term} → {word}"
 
 
 def _distinct(items: Iterable[str]) -> str:
@@ -151,6 +200,7 @@ def _distinct(items: Iterable[str]) -> str:
 
 
 def _matched_text(leaf: Leaf, paper: Paper, text: PaperWords) -> str:
+    assert not isinstance(leaf, Like)
     if isinstance(leaf, Upvotes):
         return f"{paper.upvotes} upvotes"
     if isinstance(leaf, Category):

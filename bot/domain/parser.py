@@ -10,12 +10,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.domain.paper import normalize_arxiv_id
 from bot.domain.query import (
     And,
     Category,
     Comparison,
     Field,
     Leaf,
+    Like,
     Node,
     Not,
     Or,
@@ -34,7 +36,7 @@ MAX_DEPTH = 50
 """How deeply parentheses may nest."""
 MAX_UPVOTES_DIGITS = 9
 
-ALLOWED_FIELDS = "title:, abstract:, author:, category: or upvotes>=N"
+ALLOWED_FIELDS = "title:, abstract:, author:, category:, like: or upvotes>=N"
 QUOTES = frozenset('"“”')
 """Straight and typographic double quotes: phones often turn `"` into `“ ”`."""
 _STOP = frozenset("()") | QUOTES
@@ -115,6 +117,17 @@ def _category_leaf(raw: str, start: int) -> Category:
     return Category(value, is_prefix)
 
 
+def _like_leaf(raw: str, start: int) -> Like:
+    """`like:` takes an arXiv id, with or without its version (`2510.02283v2`, `hep-th/9901001`)."""
+    expected = "an arXiv id after like:, like 2510.02283 or hep-th/9901001"
+    if not raw:
+        raise ParseError(start, expected)
+    arxiv_id = normalize_arxiv_id(raw)
+    if arxiv_id is None:
+        raise ParseError(start, expected, f'expected {expected}, not "{raw}"')
+    return Like(arxiv_id)
+
+
 def _upvotes_leaf(op: str, raw: str, start: int) -> Upvotes:
     if not raw:
         raise ParseError(start, f"a whole number after upvotes{op}")
@@ -170,6 +183,11 @@ def _tokenize(text: str) -> list[_Token]:
         value_start = pos + field_match.end()
         if name == "upvotes":
             raise ParseError(value_start - 1, 'a comparison after upvotes: ">=", ">", "<=", "<" or "="')
+        if name == "like":
+            end = _term_end(text, value_start)
+            tokens.append(_Token("leaf", pos, text[pos:end], _like_leaf(text[value_start:end], value_start)))
+            pos = end
+            continue
         if name not in ("title", "abstract", "author", "category"):
             raise ParseError(
                 pos,

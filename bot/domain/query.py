@@ -93,6 +93,18 @@ class Upvotes:
 
 
 @dataclass(frozen=True, slots=True)
+class Like:
+    """Papers whose text is similar to a stored paper's: the cosine of their text vectors
+    is at least the configured threshold. A paper is never "like" itself."""
+
+    arxiv_id: str
+    """The liked paper, an arXiv id without version."""
+
+    def __str__(self) -> str:
+        return f"like:{self.arxiv_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class Not:
     """Papers that do not match `child`."""
 
@@ -123,8 +135,8 @@ class Or:
         return " OR ".join(f"({c})" if isinstance(c, And) else str(c) for c in self.children)
 
 
-Leaf: TypeAlias = Term | Phrase | Prefix | Category | Upvotes
-Node: TypeAlias = Term | Phrase | Prefix | Category | Upvotes | Not | And | Or
+Leaf: TypeAlias = Term | Phrase | Prefix | Category | Upvotes | Like
+Node: TypeAlias = Term | Phrase | Prefix | Category | Upvotes | Like | Not | And | Or
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +205,8 @@ def looks_for_something(node: Node, *, negated: bool = False) -> bool:
         results = (looks_for_something(c, negated=negated) for c in node.children)
         return all(results) if needs_all else any(results)
     return not negated
+
+
+def liked_ids(query: Query) -> list[str]:
+    """The papers `query` names in `like:` terms, negated or not, each once, in order."""
+    return list(dict.fromkeys(leaf.arxiv_id for leaf in leaves(query.root) if isinstance(leaf, Like)))

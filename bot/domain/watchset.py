@@ -7,7 +7,7 @@ each watch is then a couple of bitwise operations on those bitmaps.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 from bot.domain.batch import LeafKey, PaperBatch, collector_paused, leaf_key
@@ -124,6 +124,11 @@ class WatchSet:
         return len(self._watch_ids)
 
     @property
+    def liked_ids(self) -> list[str]:
+        """The papers named in `like:` terms of any watch, each once: what a batch needs likes for."""
+        return [str(value) for kind, _, value in self._leaf_keys if kind == "like"]
+
+    @property
     def leaf_count(self) -> int:
         """How many distinct leaves the watches have between them."""
         return len(self._leaf_keys)
@@ -203,9 +208,11 @@ def _combine(operator: int, operands: list[Program]) -> Program:
 
 
 def match_papers(
-    watches: Iterable[tuple[int, Query, int | None]], papers: Sequence[Paper]
+    watches: Iterable[tuple[int, Query, int | None]],
+    papers: Sequence[Paper],
+    likes: Mapping[str, int] | None = None,
 ) -> dict[int, list[Paper]]:
-    """Watch id → the papers it matches, for a one-off batch."""
-    batch = PaperBatch.build(papers)
+    """Watch id → the papers it matches, for a one-off batch (`likes`: see `PaperBatch`)."""
+    batch = PaperBatch.build(papers, likes)
     matched = WatchSet.build(watches).match(batch)
     return {watch_id: batch.papers_in(bits) for watch_id, bits in matched.items()}

@@ -16,6 +16,7 @@ from bot.services.feedback import FeedbackService
 from bot.services.ingest import Ingestor
 from bot.services.matching import WatchMatcher
 from bot.services.papers import PaperService
+from bot.services.similarity import PaperVectors
 from bot.services.status import StatusService
 from bot.services.subscriptions import Subscriptions
 from bot.services.transfer import TransferService
@@ -37,6 +38,8 @@ class Core:
     status: StatusService
     feedback: FeedbackService
     transfer: TransferService
+    vectors: PaperVectors
+    """The stored papers' text vectors (`like:` terms, recommendations)."""
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Core:
@@ -45,8 +48,11 @@ class Core:
             await upgrade(engine)
         sessions = session_factory(engine)
         clock = clock or SystemClock()
+        vectors = PaperVectors(sessions, settings.relevance)
         matcher = WatchMatcher(
-            lookback_hours=settings.digest.lookback_hours, query_length=settings.limits.query_length
+            lookback_hours=settings.digest.lookback_hours,
+            query_length=settings.limits.query_length,
+            vectors=vectors,
         )
         papers = PaperService(sessions, settings, matcher, clock)
         subscriptions = Subscriptions(settings, matcher, papers, clock)
@@ -64,6 +70,7 @@ class Core:
             status=StatusService(sessions, clock),
             feedback=FeedbackService(sessions, settings, clock),
             transfer=TransferService(sessions, settings, subscriptions),
+            vectors=vectors,
         )
 
     async def close(self) -> None:

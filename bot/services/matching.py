@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,10 @@ from bot.domain.paper import Paper
 from bot.domain.parser import parse_query
 from bot.domain.query import ParseError, Query
 from bot.domain.watchset import WatchSet
+
+if TYPE_CHECKING:
+    from bot.relevance.similar import LikeScores
+    from bot.services.similarity import PaperVectors
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +35,13 @@ class MatchReport:
 class WatchMatcher:
     """Turns a batch of papers into pending deliveries, one per (target, paper)."""
 
-    def __init__(self, *, lookback_hours: float, query_length: int) -> None:
+    def __init__(
+        self, *, lookback_hours: float, query_length: int, vectors: PaperVectors | None = None
+    ) -> None:
         self.lookback = timedelta(hours=lookback_hours)
         self.query_length = query_length
+        self.vectors = vectors
+        """The stored papers' text vectors, for `like:` terms; without them no `like:` term matches."""
         self._parsed: dict[str, Query | None] = {}
         self._compiled_for: list[tuple[int, Query, int | None]] = []
         self._compiled_set: WatchSet | None = None
@@ -88,8 +97,10 @@ class WatchMatcher:
             watches[watch.id] = (watch, target)
         if len(self._parsed) > 2 * len(active) + 1024:  # forget the queries of removed watches
             self._parsed = {w.query: self._parsed[w.query] for w, _ in active if w.query in self._parsed}
-        batch = PaperBatch.build(papers)
-        bitmaps = self._compiled(entries).match(batch)
+        compiled = self._compiled(entries)
+        likes = await self.like_scores(session, papers, compiled.liked_ids)
+        batch = PaperBatch.build(papers, likes.bits if likes else None)
+        bitmaps = compiled.match(batch)
         hits: dict[tuple[int, str], list[WatchRow]] = {}
         for watch_id, bits in bitmaps.items():
             watch, target = watches[watch_id]
@@ -116,7 +127,9 @@ class WatchMatcher:
                 counts[watch.id] = counts.get(watch.id, 0) + 1
                 query = self.parse(watch.query)
                 if query is not None:
-                    words.extend([str(watch.id), term, word] for term, word in explain(query, paper, text))
+                    like = likes.for_paper(paper) if likes else None
+                    reasons = explain(query, paper, text, like)
+                    words.extend([str(watch.id), term, word] for term, word in reasons)
             rows.append(
                 {
                     "target_id": target_id,
@@ -135,11 +148,25 @@ class WatchMatcher:
         await WatchRepository(session).add_matches(counts)
         return report
 
-    def preview(self, query: Query, papers: Sequence[Paper], min_upvotes: int | None = None) -> list[Paper]:
-        """The papers of `papers` that `query` matches, in their given order."""
+    async def like_scores(
+        self, session: AsyncSession | None, papers: Sequence[Paper], liked: Sequence[str]
+    ) -> LikeScores | None:
+        """The `like:` scores of `papers` against the liked papers; None when nothing is liked."""
+        if not liked or self.vectors is None or not papers:
+            return None
+        return await self.vectors.like_scores(papers, liked, session)
+
+    def preview(
+        self,
+        query: Query,
+        papers: Sequence[Paper],
+        min_upvotes: int | None = None,
+        likes: Mapping[str, int] | None = None,
+    ) -> list[Paper]:
+        """The papers of `papers` that `query` matches, in their given order (`likes`: `PaperBatch`)."""
         if not papers:
             return []
-        bitmaps = WatchSet.build([(0, query, min_upvotes)]).match(PaperBatch.build(papers))
+        bitmaps = WatchSet.build([(0, query, min_upvotes)]).match(PaperBatch.build(papers, likes))
         return [papers[i] for i in iter_bits(bitmaps.get(0, 0))]
 
 

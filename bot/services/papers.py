@@ -10,7 +10,7 @@ it looked instead of silently leaving papers out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,10 +22,11 @@ from bot.db.models import PaperRow
 from bot.db.repo import paper_from_row
 from bot.db.search import Candidates, fetch_candidates, paper_of
 from bot.domain.paper import Paper, normalize_arxiv_id
-from bot.domain.query import Query
+from bot.domain.query import Query, liked_ids
 from bot.services.access import NotFound, UserError, parse_user_query
 from bot.services.clock import Clock
 from bot.services.matching import WatchMatcher
+from bot.services.similarity import check_likes
 
 PREVIEW_DAYS = 7
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,10 +91,24 @@ class PaperService:
         )
         if not found.rows:
             return [], found
+        liked = liked_ids(query)
+        if not liked:
+            matched = await asyncio.to_thread(
+                _exact_matches, self.matcher, query, found.rows, min_upvotes, by_date
+            )
+            return matched, found
+        # `like:` terms: the candidates' cosines to the liked papers, one product in a thread
+        papers = await asyncio.to_thread(_decoded, found.rows)
+        scores = await self.matcher.like_scores(session, papers, liked)
+        likes = scores.bits if scores else None
         matched = await asyncio.to_thread(
-            _exact_matches, self.matcher, query, found.rows, min_upvotes, by_date
+            _sorted_matches, self.matcher, query, papers, min_upvotes, by_date, likes
         )
         return matched, found
+
+    async def check_likes(self, session: AsyncSession, query: Query) -> None:
+        """Refuse a query whose `like:` terms name a paper that is not stored ("unknown paper")."""
+        await check_likes(session, query)
 
     async def recent_matches(
         self, session: AsyncSession, query: Query, floor: int | None, now: datetime, days: int = PREVIEW_DAYS
@@ -110,6 +125,7 @@ class PaperService:
             raise UserError("`days` is a number from 1 to 90.")
         since = self.clock.now() - timedelta(days=span)
         async with self.sessions() as session:
+            await self.check_likes(session, parsed)
             matched, found = await self._matching(session, parsed, since=since)
         return PaperMatches(matched, len(matched), len(found.rows), found.complete, span)
 
@@ -117,6 +133,7 @@ class PaperService:
         """`/paper search`: the newest matching papers and how many matched in all."""
         parsed = parse_user_query(query, self.settings)
         async with self.sessions() as session:
+            await self.check_likes(session, parsed)
             matched, found = await self._matching(session, parsed, since=None, by_date=True)
         return PaperMatches(matched[:limit], len(matched), len(found.rows), found.complete)
 
@@ -135,7 +152,23 @@ def _exact_matches(
     matcher: WatchMatcher, query: Query, rows: Sequence[Row[object]], floor: int | None, by_date: bool
 ) -> list[Paper]:
     """Decode the candidates and run the exact matcher on them (CPU work: a worker thread)."""
-    matched = matcher.preview(query, [paper_of(row) for row in rows], floor)
+    return _sorted_matches(matcher, query, _decoded(rows), floor, by_date)
+
+
+def _decoded(rows: Sequence[Row[object]]) -> list[Paper]:
+    return [paper_of(row) for row in rows]
+
+
+def _sorted_matches(
+    matcher: WatchMatcher,
+    query: Query,
+    papers: list[Paper],
+    floor: int | None,
+    by_date: bool,
+    likes: Mapping[str, int] | None = None,
+) -> list[Paper]:
+    """The exact matches among `papers`, sorted (CPU work: a worker thread)."""
+    matched = matcher.preview(query, papers, floor, likes)
     if by_date:
         matched.sort(key=lambda p: (-(p.published_at or p.first_seen_at or _EPOCH).timestamp(), p.arxiv_id))
     else:

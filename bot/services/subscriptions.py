@@ -98,6 +98,7 @@ class Subscriptions:
     async def add(
         self, session: AsyncSession, target: TargetRow, options: WatchOptions, created_by: int
     ) -> AddedWatch:
+        await self.papers.check_likes(session, options.query)
         now = self.clock.now()
         if target.next_digest_at is None:
             target.next_digest_at = target_schedule(target).next_after(now)
