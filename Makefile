@@ -35,6 +35,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python -m bench.bench_match --million
 	$(BIN)/python -m bench.bench_search
+	$(BIN)/python -m bench.bench_relevance
 
 soak: install
 	$(BIN)/python -m bench.soak
