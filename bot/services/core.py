@@ -50,6 +50,7 @@ class Core:
         clock = clock or SystemClock()
         vectors = PaperVectors(sessions, settings.relevance)
         matcher = WatchMatcher(
+            clock=clock,
             lookback_hours=settings.digest.lookback_hours,
             query_length=settings.limits.query_length,
             vectors=vectors,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +23,7 @@ from bot.domain.watchset import WatchSet
 
 if TYPE_CHECKING:
     from bot.relevance.similar import LikeScores
+    from bot.services.clock import Clock
     from bot.services.similarity import PaperVectors
 
 log = logging.getLogger(__name__)
@@ -33,18 +36,30 @@ class MatchReport:
 
 
 class WatchMatcher:
-    """Turns a batch of papers into pending deliveries, one per (target, paper)."""
+    """Turns a batch of papers into pending deliveries, one per (target, paper).
+
+    Compiling the watches, matching a batch and explaining each match are CPU work: they run
+    in a worker thread, so a large batch never holds up the event loop.
+    """
 
     def __init__(
-        self, *, lookback_hours: float, query_length: int, vectors: PaperVectors | None = None
+        self,
+        *,
+        lookback_hours: float,
+        query_length: int,
+        vectors: PaperVectors | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.lookback = timedelta(hours=lookback_hours)
         self.query_length = query_length
         self.vectors = vectors
         """The stored papers' text vectors, for `like:` terms; without them no `like:` term matches."""
+        self.clock = clock
+        """Dates new deliveries; without it the database's time is used."""
         self._parsed: dict[str, Query | None] = {}
         self._compiled_for: list[tuple[int, Query, int | None]] = []
         self._compiled_set: WatchSet | None = None
+        self._compile_lock = threading.Lock()
 
     def parse(self, text: str) -> Query | None:
         """A stored query, parsed once per process; None if it no longer parses."""
@@ -58,10 +73,11 @@ class WatchMatcher:
 
     def _compiled(self, entries: list[tuple[int, Query, int | None]]) -> WatchSet:
         """The compiled watches, rebuilt only when the set of active watches changed."""
-        if self._compiled_set is None or entries != self._compiled_for:
-            self._compiled_set = WatchSet.build(entries)
-            self._compiled_for = entries
-        return self._compiled_set
+        with self._compile_lock:
+            if self._compiled_set is None or entries != self._compiled_for:
+                self._compiled_set = WatchSet.build(entries)
+                self._compiled_for = entries
+            return self._compiled_set
 
     def eligible(self, watch: WatchRow, paper: Paper) -> bool:
         """A watch takes part from its creation; a digest watch also looks back `lookback_hours`."""
@@ -97,10 +113,32 @@ class WatchMatcher:
             watches[watch.id] = (watch, target)
         if len(self._parsed) > 2 * len(active) + 1024:  # forget the queries of removed watches
             self._parsed = {w.query: self._parsed[w.query] for w, _ in active if w.query in self._parsed}
-        compiled = self._compiled(entries)
+        compiled = await asyncio.to_thread(self._compiled, entries)
         likes = await self.like_scores(session, papers, compiled.liked_ids)
-        batch = PaperBatch.build(papers, likes.bits if likes else None)
-        bitmaps = compiled.match(batch)
+        hits = await asyncio.to_thread(self._hits, compiled, papers, likes, watches)
+        if not hits:
+            return report
+        deliveries = DeliveryRepository(session)
+        done = await deliveries.existing_pairs({t for t, _ in hits}, {p for _, p in hits})
+        fresh = {pair: matched for pair, matched in hits.items() if pair not in done}
+        now = self.clock.now() if self.clock is not None else None
+        rows, counts = await asyncio.to_thread(self._rows, fresh, papers, likes, now)
+        report.instant_targets.update(
+            t for (t, _), m in fresh.items() if any(w.mode == MODE_INSTANT for w in m)
+        )
+        report.deliveries = await deliveries.add_pending(rows)
+        await WatchRepository(session).add_matches(counts)
+        return report
+
+    def _hits(
+        self,
+        compiled: WatchSet,
+        papers: Sequence[Paper],
+        likes: LikeScores | None,
+        watches: Mapping[int, tuple[WatchRow, TargetRow]],
+    ) -> dict[tuple[int, str], list[WatchRow]]:
+        """Which watches of which target match which paper of the batch (a worker thread)."""
+        bitmaps = compiled.match(PaperBatch.build(papers, likes.bits if likes else None))
         hits: dict[tuple[int, str], list[WatchRow]] = {}
         for watch_id, bits in bitmaps.items():
             watch, target = watches[watch_id]
@@ -108,17 +146,21 @@ class WatchMatcher:
                 paper = papers[index]
                 if self.eligible(watch, paper):
                     hits.setdefault((target.id, paper.arxiv_id), []).append(watch)
-        if not hits:
-            return report
-        deliveries = DeliveryRepository(session)
-        done = await deliveries.existing_pairs({t for t, _ in hits}, {p for _, p in hits})
+        return hits
+
+    def _rows(
+        self,
+        hits: Mapping[tuple[int, str], list[WatchRow]],
+        papers: Sequence[Paper],
+        likes: LikeScores | None,
+        now: datetime | None,
+    ) -> tuple[list[dict[str, object]], dict[int, int]]:
+        """The pending delivery rows of new hits, with why each matched, and matches per watch."""
         by_id = {paper.arxiv_id: paper for paper in papers}
         texts: dict[str, PaperWords] = {}  # each paper's words, computed once for this batch
         rows: list[dict[str, object]] = []
         counts: dict[int, int] = {}
         for (target_id, paper_id), matched in hits.items():
-            if (target_id, paper_id) in done:
-                continue
             paper = by_id[paper_id]
             text = texts.get(paper_id) or texts.setdefault(paper_id, paper_words(paper))
             instant = any(w.mode == MODE_INSTANT for w in matched)
@@ -140,13 +182,10 @@ class WatchMatcher:
                     "mode": MODE_INSTANT if instant else "digest",
                     "status": "pending",
                     "attempts": 0,
+                    **({"created_at": now} if now is not None else {}),
                 }
             )
-            if instant:
-                report.instant_targets.add(target_id)
-        report.deliveries = await deliveries.add_pending(rows)
-        await WatchRepository(session).add_matches(counts)
-        return report
+        return rows, counts
 
     async def like_scores(
         self, session: AsyncSession | None, papers: Sequence[Paper], liked: Sequence[str]
