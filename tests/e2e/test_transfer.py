@@ -111,3 +111,11 @@ async def test_exporting_a_channel_without_watches_says_so(world: World) -> None
     reply = await record.wait_reply()
     assert reply.ephemeral and reply.content == f"<#{world.other_channel_id}> has no watches to export."
     assert record.files == []
+
+
+async def test_an_oversized_file_is_refused_without_downloading_it(world: World) -> None:
+    await world.start_bot()
+    record = await world.command("watch import", file=Upload("big.toml", b"#" * (64 * 1024 + 1)))
+    answer = await record.wait_reply()
+    assert answer.ephemeral and "65,537 bytes" in answer.content and "65,536" in answer.content
+    assert world.fake.attachments.downloads == []
