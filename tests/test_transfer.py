@@ -211,3 +211,10 @@ async def test_the_documented_example_imports(core: Core) -> None:
         ("diffusion", "digest", None, False),
     ]
     assert result.schedule is not None and result.schedule.describe() == "07:30 Europe/Paris, Mon–Fri"
+
+
+async def test_a_like_of_an_unknown_paper_is_named_and_rolls_back_the_others(core: Core) -> None:
+    text = '[[watch]]\nquery = "diffusion"\n\n[[watch]]\nquery = "like:2401.99999"\n'
+    problems = (await refused(core.transfer.import_channel(ADMIN_A, CH_A1, text.encode()))).problems
+    assert [(p.line, p.query) for p in problems] == [(4, "like:2401.99999")]
+    assert await core.watches.list_watches(GUILD_A) == []
