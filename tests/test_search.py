@@ -20,11 +20,12 @@ import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.db.candidates import Plan, driving_text, fetch_candidates, paper_of
 from bot.db.engine import create_engine, session_factory
 from bot.db.migrate import upgrade
 from bot.db.models import PaperRow
 from bot.db.repo import PaperRepository
-from bot.db.search import candidate_filter, fetch_candidates, paper_of, uses_index
+from bot.db.search import candidate_filter, uses_index
 from bot.domain.matcher import PaperWords, matches, paper_words
 from bot.domain.paper import ARXIV, HF, Paper
 from bot.domain.parser import parse_query
@@ -199,11 +200,19 @@ async def searched_ids(
     *,
     since: datetime | None = None,
     min_upvotes: int | None = None,
+    plan: Plan | None = None,
 ) -> tuple[set[str], set[str]]:
-    """(candidate ids, exact matches among them) through the index, with no count bound."""
+    """(candidate ids, exact matches among them) through the index, with no count bound.
+
+    The candidates hold only the columns the query reads, so a column the matcher needs and
+    the fetch left out shows as a missed match."""
     async with sessions() as session:
-        found = await fetch_candidates(session, query, since=since, limit=10**6, min_upvotes=min_upvotes)
+        found = await fetch_candidates(
+            session, query, since=since, limit=10**6, min_upvotes=min_upvotes, plan=plan
+        )
     assert found.complete
+    if plan is not None and found.plan != plan:  # only a filter with no text every paper needs
+        assert driving_text(candidate_filter(query, "sqlite"))[0] is None
     papers = [paper_of(row) for row in found.rows]
     return {p.arxiv_id for p in papers}, {
         p.arxiv_id for p in papers if matches(query, p, min_upvotes, _text(p))
@@ -283,9 +292,10 @@ async def test_indexed_search_equals_matching_every_stored_paper(
     for raw in queries:
         query = parse_query(raw)
         expected = reference_ids(query, papers)
-        candidates, found = await searched_ids(stored, query)
+        candidates, found = await searched_ids(stored, query, plan="from the index")
         assert expected <= candidates, f"{raw!r}: the index missed {sorted(expected - candidates)[:5]}"
         assert found == expected, raw
+        assert await searched_ids(stored, query, plan="in order") == (candidates, found), raw
         if uses_index(candidate_filter(query, engine.dialect.name)):
             narrowed += len(candidates) < len(papers)
     assert narrowed > len(queries) * 0.7  # the index did narrow most of them
@@ -471,3 +481,52 @@ async def test_service_search_equals_the_load_everything_answer(core: Core) -> N
         assert found.total == len(expected)
         dates = [(p.published_at or p.first_seen_at) for p in found.papers]
         assert dates == sorted(dates, reverse=True)  # newest first
+
+
+async def test_each_query_reads_candidates_by_the_cheaper_plan(
+    engine: AsyncEngine, stored: async_sessionmaker[AsyncSession]
+) -> None:
+    # on PostgreSQL a hit costs about a paper read in order, so the store must be large
+    # compared with the bound for reading in order to pay off
+    limit = 1000 if engine.dialect.name == "sqlite" else 20
+    async with stored() as session:
+        broad = await fetch_candidates(session, parse_query("model"), since=None, limit=limit)
+        narrow = await fetch_candidates(session, parse_query('"soft nms"'), since=None, limit=limit)
+        votes = await fetch_candidates(session, parse_query("upvotes>=1"), since=None, limit=limit)
+    assert broad.plan == "in order" and len(broad.rows) > min(limit - 1, 100)
+    assert narrow.plan == "from the index" and 0 < len(narrow.rows) < 10
+    assert votes.plan == "in order" and not votes.narrowed
+    assert set(broad.rows[0]._fields) == {
+        "arxiv_id",
+        "first_seen_at",
+        "published_at",
+        "upvotes",
+        "title",
+        "abstract",
+    }
+    assert set(votes.rows[0]._fields) == {"arxiv_id", "first_seen_at", "published_at", "upvotes"}
+
+
+async def test_a_search_cut_by_the_bound_stops_once_it_has_the_papers_it_shows(
+    make_core: Callable[..., Awaitable[Core]],
+) -> None:
+    core = await make_core(PAPERWATCH_LIMITS__SEARCH_CANDIDATES="400")
+    for path in ALL_FEED_FILES:
+        await core.ingestor.ingest(load_feed(path))
+    query = parse_query("model OR models OR upvotes>=0")  # every paper: more than 400 candidates
+    async with core.sessions() as session:
+        candidates = await fetch_candidates(session, query, since=None, limit=400)
+    assert not candidates.complete
+    first = [paper_of(row) for row in candidates.rows[:100]]
+    expected = sorted(
+        (p for p in first if matches(query, p, None, _text(p))),
+        key=lambda p: (-(p.published_at or p.first_seen_at or NOW).timestamp(), p.arxiv_id),
+    )
+    found = await core.papers.search(query.source)
+    assert found.examined == 100 and not found.complete  # the first batch had 10 matches
+    assert found.total == len(expected) and found.total_text == f"at least {len(expected)}"
+    assert [p.arxiv_id for p in found.papers] == [p.arxiv_id for p in expected[:10]]
+    assert all(p.abstract and p.authors for p in found.papers)  # the papers shown are read in full
+    assert found.bound is not None and "newest 100 papers" in found.bound
+    whole = await core.papers.search('"soft nms"')
+    assert whole.complete and whole.total_text == str(whole.total)

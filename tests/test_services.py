@@ -359,8 +359,8 @@ async def test_test_query_looks_back_the_given_days(core: Core, clock: FakeClock
     await core.ingestor.ingest(load_feed(HF_OVERLAP))
     clock.set(START)
     await core.ingestor.ingest(load_feed(JUNE))
-    week = {p.arxiv_id for p in (await core.papers.preview("model")).papers}
-    month = {p.arxiv_id for p in (await core.papers.preview("model", days=30)).papers}
+    week = {p.arxiv_id for p in (await core.papers.preview("model", limit=1000)).papers}
+    month = {p.arxiv_id for p in (await core.papers.preview("model", days=30, limit=1000)).papers}
     assert week == set(expected_matches("model", JUNE))
     assert month == set(expected_matches("model", JUNE)) | set(expected_matches("model", HF_OVERLAP))
     for days in (0, 91):

@@ -79,6 +79,8 @@ class Base(DeclarativeBase):
 
 class PaperRow(Base):
     __tablename__ = "papers"
+    # searches read papers newest first along this index alone (bot/db/candidates.py)
+    __table_args__ = (Index("ix_papers_seen_order", "first_seen_at", "arxiv_id", "upvotes"),)
 
     arxiv_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(Text)

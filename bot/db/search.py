@@ -11,21 +11,16 @@ never fewer papers, and it is free to return more:
 - a NOT cannot narrow (a paper lacking a word is no index lookup): it is dropped, and the
   exact matcher applies it afterwards; an OR with a side that cannot narrow cannot either.
 
-The index itself (what is indexed, how it is kept in step) is `bot.db.search_index`.
+The index itself (what is indexed, how it is kept in step) is `bot.db.search_index`; reading
+the candidates a filter lets through is `bot.db.candidates`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol, TypeAlias
+from typing import Protocol, TypeAlias
 
-from sqlalchemy import Row, Text, select, text, type_coerce
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.db.models import PaperRow
-from bot.db.search_index import MAX_WORD, json_list, pg_quote
-from bot.domain.paper import Paper
+from bot.db.search_index import MAX_WORD, pg_quote
 from bot.domain.query import (
     And,
     Category,
@@ -174,16 +169,22 @@ class _Fts5:
         return " OR ".join(f"({part})" for part in parts)
 
 
-_PG_WEIGHTS: dict[Field, str] = {None: "AB", "title": "A", "abstract": "B", "author": "C"}
+# Lexeme weights in the index: A title, B abstract, C authors, D categories. A tsquery that
+# names weights makes the GIN index recheck every hit against its stored `tsvector` (the index
+# keeps no weights), which reads each hit's whole document: ten times slower for a common word.
+# So only `title:` keeps its weight, where leaving it out would let in every abstract that
+# has the word; the others look for the word anywhere, a few more candidates at most (an
+# author named like an abstract word; categories hold a dot that no word has).
+_PG_WEIGHTS: dict[Field, str] = {None: "", "title": "A", "abstract": "", "author": ""}
 
 
 class _Tsquery:
-    """PostgreSQL `tsquery` literals; lexeme weights: A title, B abstract, C authors, D categories."""
+    """PostgreSQL `tsquery` literals."""
 
     def _exact(self, word: str, weights: str) -> str:
         if len(word) > MAX_WORD:
             return f"{pg_quote(word[:MAX_WORD])}:*{weights}"
-        return f"{pg_quote(word)}:{weights}"
+        return f"{pg_quote(word)}:{weights}" if weights else pg_quote(word)
 
     def term(self, word: str, field: Field) -> str | None:
         weights = _PG_WEIGHTS[field]
@@ -201,8 +202,8 @@ class _Tsquery:
     def category(self, leaf: Category) -> str | None:
         value = leaf.value[:MAX_WORD]
         if leaf.is_prefix or value != leaf.value:
-            return f"{pg_quote(value)}:*D"
-        return f"{pg_quote(value)}:D"
+            return f"{pg_quote(value)}:*"
+        return pg_quote(value)
 
     def both(self, parts: list[str]) -> str:
         return "(" + " & ".join(parts) + ")"
@@ -269,96 +270,3 @@ def uses_index(found: Filter | None) -> bool:
     if isinstance(found, TextFilter):
         return True
     return any(uses_index(child) for child in found.children)
-
-
-_COMPARISONS: dict[str, str] = {">=": ">=", ">": ">", "<=": "<=", "<": "<", "=": "="}
-_SQLITE_TEXT = (
-    "SELECT s.arxiv_id FROM paper_search s WHERE s.doc_id IN "
-    "(SELECT rowid FROM papers_fts WHERE papers_fts MATCH :{param})"
-)
-_PG_TEXT = "SELECT s.arxiv_id FROM paper_search s WHERE s.document @@ CAST(:{param} AS tsquery)"
-
-
-def filter_sql(found: Filter, dialect: str, params: dict[str, Any], paper: str = "p") -> str:
-    """SQL for `found` over the papers table aliased `paper`; bound values go into `params`."""
-    if isinstance(found, VotesFilter):
-        name = f"v{len(params)}"
-        params[name] = found.value
-        return f"{paper}.upvotes {_COMPARISONS[found.op]} :{name}"
-    if isinstance(found, TextFilter):
-        name = f"t{len(params)}"
-        params[name] = found.expression
-        index = _SQLITE_TEXT if dialect == "sqlite" else _PG_TEXT
-        return f"{paper}.arxiv_id IN ({index.format(param=name)})"
-    joiner = " AND " if isinstance(found, AllOf) else " OR "
-    return "(" + joiner.join(filter_sql(child, dialect, params, paper) for child in found.children) + ")"
-
-
-# --- fetching the candidates -------------------------------------------------------------
-
-_JSON_AS_TEXT = ("authors", "sources", "categories", "ai_keywords")
-"""JSON columns fetched as their text and decoded with the papers, off the event loop."""
-
-
-def _candidate_columns() -> list[Any]:
-    table = PaperRow.__table__
-    return [type_coerce(column, Text) if column.name in _JSON_AS_TEXT else column for column in table.columns]
-
-
-@dataclass(frozen=True, slots=True)
-class Candidates:
-    rows: list[Row[Any]]
-    """Stored papers the query may match, newest first seen first, as raw rows."""
-    complete: bool
-    """False when there were more candidates than the limit: the oldest were left out."""
-    narrowed: bool
-    """Whether the full-text index narrowed them (else only upvotes, time and count did)."""
-
-
-async def fetch_candidates(
-    session: AsyncSession,
-    query: Query,
-    *,
-    since: datetime | None,
-    limit: int,
-    min_upvotes: int | None = None,
-) -> Candidates:
-    """The newest `limit` stored papers (first seen at `since` or later) that `query` may match."""
-    dialect = session.get_bind().dialect.name
-    found = candidate_filter(query, dialect)
-    if min_upvotes is not None:
-        floor = VotesFilter(">=", min_upvotes)
-        found = floor if found is None else AllOf((found, floor))
-    stmt = select(*_candidate_columns())
-    if since is not None:
-        stmt = stmt.where(PaperRow.first_seen_at >= since)
-    if found is not None:
-        params: dict[str, Any] = {}
-        stmt = stmt.where(text(filter_sql(found, dialect, params, paper="papers")).bindparams(**params))
-    stmt = stmt.order_by(PaperRow.first_seen_at.desc(), PaperRow.arxiv_id).limit(limit + 1)
-    rows = list((await session.execute(stmt)).all())
-    return Candidates(rows=rows[:limit], complete=len(rows) <= limit, narrowed=uses_index(found))
-
-
-def paper_of(row: Row[Any]) -> Paper:
-    """A candidate row as a paper; decodes its JSON columns (run it off the event loop)."""
-    values = row._mapping
-    return Paper(
-        arxiv_id=values["arxiv_id"],
-        title=values["title"],
-        abstract=values["abstract"],
-        authors=tuple(json_list(values["authors"])),
-        published_at=values["published_at"],
-        sources=frozenset(json_list(values["sources"])),
-        categories=tuple(json_list(values["categories"])),
-        upvotes=values["upvotes"],
-        comments=values["comments"],
-        ai_summary=values["ai_summary"],
-        ai_keywords=tuple(json_list(values["ai_keywords"])),
-        github_url=values["github_url"],
-        project_url=values["project_url"],
-        hf_date=values["hf_date"],
-        announce_type=values["announce_type"],
-        version=values["version"],
-        first_seen_at=values["first_seen_at"],
-    )

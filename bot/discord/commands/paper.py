@@ -109,9 +109,8 @@ class PaperCommands(app_commands.Group):
         if not found.papers:
             await reply(interaction, "No stored paper matches that query." + bound)
             return
-        await reply(
-            interaction, f"{found.total} papers match:\n" + papers_block(found.papers, found.total) + bound
-        )
+        matched = f"{found.total_text} papers match:\n"
+        await reply(interaction, matched + papers_block(found.papers, found.total) + bound)
 
     @app_commands.command(name="show", description="Show one paper (only you see it)")
     @app_commands.describe(id="An arXiv id, e.g. 2403.01234")
