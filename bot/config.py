@@ -27,7 +27,6 @@ CONFIG_ENV = "PAPERWATCH_CONFIG"
 TOKEN_ENV = "DISCORD_TOKEN"  # noqa: S105 - the variable name, not a token
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 RETIRED_KEYS = {
-    "discord.shard_count": "it never sharded the bot, which runs as one shard",
     "feeds.arxiv.api_url": "nothing read it",
 }
 """Keys that earlier versions accepted but that had no effect: ignored with a warning, so that
@@ -70,7 +69,13 @@ class DiscordSettings:
     """Used by `paperwatch invite-url`; the running bot reads its own from Discord."""
     guild_ready_timeout: float = 2.0
     identify_delay: float = 5.0
-    """Seconds between gateway identifies after the first (Discord allows one per 5 s)."""
+    """Seconds between two identifies of one identify bucket (Discord allows one per 5 s)."""
+    shard_count: int | None = None
+    """Shards of the whole bot (all processes together); unset = one unsharded connection."""
+    shard_ids: tuple[int, ...] | None = None
+    """The shards this process connects; unset = all of them."""
+    max_requests_per_second: float = 45.0
+    """REST budget of the whole bot, all processes together (Discord allows 50)."""
     nonce_window: float = 300.0
     """Seconds an unconfirmed message is re-sent with its own nonce, which Discord deduplicates
     for a few minutes only; an older one is first looked for in the channel's history."""
@@ -319,10 +324,42 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
                     raise ConfigError(f"{key}: expected a JSON list, got {text!r}") from None
             else:
                 value = [part.strip() for part in text.split(",") if part.strip()]
+        if args and args[0] is int:
+            return _whole_numbers(value, key)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: expected a list of text, got {value!r}")
         return tuple(value)
     raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover
+
+
+def _whole_numbers(value: Any, key: str) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [value]
+    numbers: list[int] = []
+    for item in items:
+        if isinstance(item, str) and item.strip().lstrip("-").isdigit():
+            item = int(item)
+        if not isinstance(item, int) or isinstance(item, bool):
+            raise ConfigError(f"{key}: expected a list of whole numbers, got {value!r}")
+        numbers.append(item)
+    return tuple(numbers)
+
+
+def _validate_shards(d: DiscordSettings) -> None:
+    if d.shard_count is not None and d.shard_count < 1:
+        raise ConfigError(f"discord.shard_count: must be 1 or more, got {d.shard_count}")
+    if d.shard_ids is None:
+        return
+    if d.shard_count is None:
+        raise ConfigError("discord.shard_ids: needs discord.shard_count, the shards of the whole bot")
+    if not d.shard_ids:
+        raise ConfigError("discord.shard_ids: must name at least one shard (or be unset for all)")
+    wrong = [i for i in d.shard_ids if not 0 <= i < d.shard_count]
+    if wrong:
+        raise ConfigError(
+            f"discord.shard_ids: {wrong[0]} is not a shard of {d.shard_count} (0 to {d.shard_count - 1})"
+        )
+    if len(set(d.shard_ids)) != len(d.shard_ids):
+        raise ConfigError("discord.shard_ids: a shard is named twice")
 
 
 def _validate(s: Settings) -> None:
@@ -339,6 +376,8 @@ def _validate(s: Settings) -> None:
     positive("digest.max_papers", s.digest.max_papers)
     positive("digest.check_interval", s.digest.check_interval)
     positive("discord.nonce_window", s.discord.nonce_window)
+    positive("discord.max_requests_per_second", s.discord.max_requests_per_second)
+    _validate_shards(s.discord)
     positive("limits.query_length", s.limits.query_length)
     positive("limits.watches_per_channel", s.limits.watches_per_channel)
     positive("limits.alerts_per_user", s.limits.alerts_per_user)

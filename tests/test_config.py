@@ -304,7 +304,6 @@ def test_token_in_a_paperwatch_variable_is_refused() -> None:
 @pytest.mark.parametrize(
     ("toml", "key"),
     [
-        ("[discord]\nshard_count = 2\n", "discord.shard_count"),
         ('[feeds.arxiv]\napi_url = "https://export.arxiv.org/api/query"\n', "feeds.arxiv.api_url"),
     ],
 )
@@ -326,9 +325,63 @@ def test_a_retired_key_from_the_environment_is_ignored_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.config"):
-        settings = load_settings(environ={"PAPERWATCH_DISCORD__SHARD_COUNT": "4"})
-    assert not hasattr(settings.discord, "shard_count")
-    assert any("discord.shard_count" in r.getMessage() for r in caplog.records)
+        settings = load_settings(environ={"PAPERWATCH_FEEDS__ARXIV__API_URL": "https://example.org/api"})
+    assert not hasattr(settings.feeds.arxiv, "api_url")
+    assert any("feeds.arxiv.api_url" in r.getMessage() for r in caplog.records)
+
+
+# --- shards ------------------------------------------------------------------------------------
+
+
+def test_without_shard_keys_the_bot_is_one_unsharded_connection() -> None:
+    settings = load_settings(environ={})
+    assert settings.discord.shard_count is None
+    assert settings.discord.shard_ids is None
+    assert settings.discord.max_requests_per_second == 45
+
+
+def test_shard_keys_from_the_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path, "[discord]\nshard_count = 4\nshard_ids = [1, 3]\nmax_requests_per_second = 30\n")
+    with caplog.at_level(logging.WARNING, logger="bot.config"):
+        settings = load_settings(path, environ={})
+    assert (settings.discord.shard_count, settings.discord.shard_ids) == (4, (1, 3))
+    assert settings.discord.max_requests_per_second == 30.0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # no longer a retired key
+
+
+@pytest.mark.parametrize("value", ["0,1", "[0,1]", " 0 , 1 ", "[0, 1]"])
+def test_shard_ids_from_the_environment(value: str) -> None:
+    settings = load_settings(
+        environ={"PAPERWATCH_DISCORD__SHARD_COUNT": "3", "PAPERWATCH_DISCORD__SHARD_IDS": value}
+    )
+    assert settings.discord.shard_ids == (0, 1)
+    assert settings.discord.shard_count == 3
+
+
+def test_an_empty_shard_ids_variable_means_all_shards() -> None:
+    settings = load_settings(environ=two_shards(""))
+    assert settings.discord.shard_ids is None
+
+
+def two_shards(ids: str) -> dict[str, str]:
+    return {"PAPERWATCH_DISCORD__SHARD_COUNT": "2", "PAPERWATCH_DISCORD__SHARD_IDS": ids}
+
+
+@pytest.mark.parametrize(
+    ("environ", "needle"),
+    [
+        ({"PAPERWATCH_DISCORD__SHARD_IDS": "0"}, "needs discord.shard_count"),
+        (two_shards("2"), "2 is not a shard of 2"),
+        (two_shards("-1"), "-1 is not a shard"),
+        (two_shards("1,1"), "named twice"),
+        (two_shards("[]"), "at least one"),
+        (two_shards("a,b"), "whole numbers"),
+        ({"PAPERWATCH_DISCORD__SHARD_COUNT": "0"}, "discord.shard_count: must be 1 or more"),
+        ({"PAPERWATCH_DISCORD__MAX_REQUESTS_PER_SECOND": "0"}, "discord.max_requests_per_second"),
+    ],
+)
+def test_bad_shard_settings_are_refused(environ: dict[str, str], needle: str) -> None:
+    assert needle in config_error(environ=environ)
 
 
 def test_the_example_config_names_only_keys_that_do_something() -> None:
