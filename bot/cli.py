@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -18,6 +17,7 @@ from bot.domain.paper import FeedResult, Paper
 from bot.domain.parser import parse_query
 from bot.domain.query import ParseError, Query, liked_ids
 from bot.feeds.detect import parse_feed_file
+from bot.logs import configure_logging
 from bot.relevance.similar import LikeScores, offline_like_scores
 from bot.services.clock import ClockSettingError
 from bot.services.core import Core
@@ -109,10 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"paperwatch: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=settings.logging.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings)
     handler = {
         "run": _run,
         "db": _db,

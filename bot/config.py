@@ -155,6 +155,14 @@ class RelevanceSettings:
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: str = "INFO"
+    format: str = "text"
+    """`text` (one readable line per event) or `json` (one JSON object per line, for log collectors)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    listen: str | None = None
+    """`HOST:PORT` where Prometheus metrics (/metrics) and readiness (/healthz) are served; unset = off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +174,7 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     relevance: RelevanceSettings = field(default_factory=RelevanceSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     token: Secret = field(default_factory=lambda: Secret(""))
     source: Path | None = None
     """The config file these settings were read from, if any."""
@@ -421,3 +430,16 @@ def _validate(s: Settings) -> None:
         )
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"logging.level: expected DEBUG, INFO, WARNING or ERROR, got {s.logging.level!r}")
+    if s.logging.format not in ("text", "json"):
+        raise ConfigError(f"logging.format: expected text or json, got {s.logging.format!r}")
+    if s.metrics.listen is not None:
+        listen_address(s.metrics.listen)
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv6 host in brackets, `[::1]:9108`) as (host, port); ConfigError otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"metrics.listen: expected HOST:PORT, e.g. 127.0.0.1:9108, got {text!r}")
+    return host, int(port)

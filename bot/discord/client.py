@@ -15,6 +15,7 @@ from discord import app_commands
 from bot.config import Settings
 from bot.db.repo import BotStateRepository
 from bot.discord.embeds import code_span
+from bot.discord.observe import request_trace
 from bot.services.access import UserError
 from bot.services.alerts import AlertService
 from bot.services.delivery import Deliverer
@@ -74,6 +75,7 @@ class PaperwatchClient(discord.Client):
             max_messages=None,
             allowed_mentions=NO_MENTIONS,
             guild_ready_timeout=settings.discord.guild_ready_timeout,
+            http_trace=request_trace(settings.discord.api_base),
         )
         self.settings = settings
         self.tree = app_commands.CommandTree(self)

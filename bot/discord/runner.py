@@ -11,11 +11,14 @@ from typing import Any
 
 import httpx
 
+from bot import metrics
 from bot.config import Settings
 from bot.discord.client import Cooldown, PaperwatchClient, Services
 from bot.discord.embeds import render
 from bot.discord.endpoints import apply_endpoints
+from bot.discord.observe import gateway_probe
 from bot.discord.sender import DiscordSender
+from bot.metrics_server import MetricsServer, start_metrics_server
 from bot.services.clock import Clock, clock_from_env
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
@@ -79,6 +82,7 @@ class BotApp:
         self.deliverer: Deliverer | None = None
         self.timetable: Timetable | None = None
         self.task: asyncio.Task[None] | None = None
+        self.metrics_server: MetricsServer | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -86,6 +90,10 @@ class BotApp:
         self.core = core = await Core.open(settings, clock=self.clock)
         self.http = self._given_http or build_http_client(settings)
         self.client = client = PaperwatchClient(settings)
+        self.metrics_server = await start_metrics_server(
+            settings, core.sessions, core.clock, gateway_probe(client)
+        )
+        metrics.set_leader(True)  # one process polls, matches and delivers
         self.deliverer = Deliverer(
             core.sessions,
             DiscordSender(client),
@@ -153,6 +161,8 @@ class BotApp:
                 await self.task
         if self.http is not None and self._given_http is None:
             await self.http.aclose()
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         if self.core is not None:
             await self.core.close()
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.db.models import (
     DELIVERY_CLAIMED,
     DELIVERY_FAILED,
@@ -253,6 +254,7 @@ class Deliverer:
             report.errors.append(str(exc))
             return False
         report.found_sent += settled.found
+        metrics.record_deliveries(metrics.ALREADY_SENT, settled.found)
         return True
 
     async def _send_all(
@@ -275,17 +277,24 @@ class Deliverer:
                 # have been posted: it stays claimed, and is checked against history on resume.
                 unsent = [] if resending else [d for m, _ in messages[index:] for d in m.delivery_ids]
                 await self._pause(destination, gone.reason, unsent)
+                metrics.record_deliveries(
+                    metrics.TARGET_GONE, sum(len(m.delivery_ids) for m, _ in messages[index:])
+                )
                 report.paused = True
                 report.errors.append(gone.reason)
                 return
             except MessageRejected as exc:
                 log.error("Discord refused a message for target %s: %s", destination.target_id, exc)
                 await self._fail(list(message.delivery_ids), str(exc))
+                metrics.record_deliveries(metrics.REJECTED, len(message.delivery_ids))
                 report.errors.append(str(exc))
                 continue
             except SendError as exc:
                 log.warning("sending to target %s failed, will retry: %s", destination.target_id, exc)
                 await self._note_error([d for m, _ in messages[index:] for d in m.delivery_ids], str(exc))
+                metrics.record_deliveries(
+                    metrics.RETRY, sum(len(m.delivery_ids) for m, _ in messages[index:])
+                )
                 report.retry = True
                 report.errors.append(str(exc))
                 return
@@ -295,6 +304,7 @@ class Deliverer:
                 )
             report.messages += 1
             report.papers += len(message.delivery_ids)
+            metrics.record_deliveries(metrics.SENT, len(message.delivery_ids))
 
     async def _fail(self, ids: list[int], error: str) -> None:
         """Set aside deliveries whose message Discord refuses; they stay stored, marked failed."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.db.repo import PaperRepository
 from bot.domain.paper import FeedResult
 from bot.services.clock import Clock
@@ -73,6 +74,7 @@ class Ingestor:
                 if attempt == WRITE_ATTEMPTS or not _is_write_conflict(exc):
                     raise
                 log.info("another writer stored the same papers; storing again (attempt %d)", attempt + 1)
+        metrics.record_papers(len(outcome.new), len(outcome.changed))
         summary.new = len(outcome.new)
         summary.updated = len(outcome.changed)
         summary.unchanged = outcome.unchanged

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import metrics
 from bot.db.models import MODE_INSTANT, TargetRow, WatchRow
 from bot.db.repo import DeliveryRepository, WatchRepository
 from bot.domain.batch import PaperBatch, iter_bits
@@ -127,6 +128,7 @@ class WatchMatcher:
             t for (t, _), m in fresh.items() if any(w.mode == MODE_INSTANT for w in m)
         )
         report.deliveries = await deliveries.add_pending(rows)
+        metrics.record_matches(report.deliveries)
         await WatchRepository(session).add_matches(counts)
         return report
 

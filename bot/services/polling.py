@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.config import Settings
 from bot.db.repo import FeedStateRepository
 from bot.domain.paper import FeedResult
@@ -128,6 +129,7 @@ class FeedPoller:
                     state.etag = new_validators.etag
                     state.last_modified = new_validators.last_modified
         summary.error = error
+        metrics.record_poll(source, error)
         if summary.new or summary.updated:
             log.info("polled %s: %s", key, summary.line())
         return summary
