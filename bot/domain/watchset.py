@@ -1,94 +1,217 @@
 """Many watches compiled once and matched against every batch of papers.
 
 Every distinct leaf across all watches is evaluated once per batch (`PaperBatch`);
-each watch is then a couple of bitwise operations on those bitmaps.
+each watch is then a couple of bitwise operations on those bitmaps. The compiled set
+changes in place: adding, pausing or removing one watch touches that watch and its
+leaves only, so a bot with a million watches never recompiles them all.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 from bot.domain.batch import LeafKey, PaperBatch, collector_paused, leaf_key
 from bot.domain.paper import Paper
-from bot.domain.query import And, Field, Leaf, Node, Not, Or, Query, Term, Upvotes
-
-# --- many watches: compiled once, matched against every batch ---------------------------
+from bot.domain.query import And, Leaf, Node, Not, Or, Query, Term, Upvotes
 
 _AND, _OR, _NOT = 0, 1, 2
 Program: TypeAlias = int | tuple[int, tuple["Program", ...]]
-"""A compiled watch: a leaf index, or (operator, operands)."""
+"""A compiled watch: a leaf slot, or (operator, operands)."""
+
+_SINGLE, _PAIR, _TRIPLE, _OTHER = 0, 1, 2, 3
+_BUCKETS = 1024
+"""Watches are spread over this many buckets by id, so one is found by scanning a small bucket."""
+
+
+class _Bucket:
+    """The watches whose id falls in one bucket, in flat columns by the shape of their program.
+
+    Each shape is a tuple of columns whose last column holds the watch ids: one leaf
+    (`single`), an AND of two or three leaves (`pair`, `triple`), and any other program
+    (`other`, whose first column is a list of programs). Rows are removed by moving the
+    last row of the shape into the hole.
+    """
+
+    __slots__ = ("other", "pair", "single", "triple")
+
+    def __init__(self) -> None:
+        self.single = (array("i"), array("q"))
+        self.pair = (array("i"), array("i"), array("q"))
+        self.triple = (array("i"), array("i"), array("i"), array("q"))
+        self.other: tuple[list[Program], array[int]] = ([], array("q"))
+
+    def shapes(self) -> tuple[Sequence[Sequence[int]], ...]:
+        return (self.single, self.pair, self.triple, self.other)  # type: ignore[return-value]
+
+    def find(self, watch_id: int) -> tuple[int, int] | None:
+        """(shape, row) of a watch in this bucket, or None."""
+        for shape, columns in enumerate(self.shapes()):
+            ids = columns[-1]
+            assert isinstance(ids, array)
+            try:
+                return shape, ids.index(watch_id)
+            except ValueError:
+                continue
+        return None
+
+    def delete(self, shape: int, row: int) -> None:
+        for column in self.shapes()[shape]:
+            assert isinstance(column, array | list)
+            last = column.pop()
+            if row < len(column):
+                column[row] = last
+
+    def __len__(self) -> int:
+        return sum(len(columns[-1]) for columns in self.shapes())
 
 
 class WatchSet:
-    """Watches compiled for matching batches of papers.
+    """Watches compiled for matching batches of papers, kept up to date one watch at a time.
 
-    Every distinct leaf across all watches is evaluated once per batch. The common
-    shapes (one leaf, an AND of two or three leaves) are kept in flat integer arrays,
-    so that evaluating a watch is a couple of bitwise operations.
+    Every distinct leaf across all watches is stored once, in a slot, with the number of
+    watches using it; removing its last user frees the slot. The common shapes (one leaf,
+    an AND of two or three leaves) are kept in flat integer arrays, so that evaluating a
+    watch is a couple of bitwise operations. `add` and `remove` give the same matches as
+    compiling the resulting watches afresh with `build`.
     """
 
     def __init__(self) -> None:
-        """An empty set; `WatchSet.build` compiles watches into one."""
-        self._leaf_keys: list[LeafKey] = []
-        self._watch_ids: list[int] = []
-        self._single = (array("l"), array("l"))
-        """Leaf, watch position."""
-        self._pairs = (array("l"), array("l"), array("l"))
-        """First leaf, second leaf, watch position: an AND of two leaves."""
-        self._triples = (array("l"), array("l"), array("l"), array("l"))
-        """Three leaves and a watch position: an AND of three leaves."""
-        self._others: list[tuple[Program, int]] = []
-        """Any other compiled query, with its watch position."""
-
-    def _add(self, program: Program, position: int) -> None:
-        if isinstance(program, int):
-            leaves, positions = self._single
-            leaves.append(program)
-            positions.append(position)
-            return
-        operator, operands = program
-        if operator == _AND and len(operands) <= 3 and all(isinstance(o, int) for o in operands):
-            target = self._pairs if len(operands) == 2 else self._triples
-            for column, operand in zip(target, operands, strict=False):
-                assert isinstance(operand, int)
-                column.append(operand)
-            target[-1].append(position)
-            return
-        self._others.append((program, position))
+        """An empty set; `add` watches to it, or compile many at once with `WatchSet.build`."""
+        self._keys: list[LeafKey | None] = []
+        """Leaf key by slot; None for a free slot."""
+        self._users = array("l")
+        """How many watches use each slot."""
+        self._slots: dict[LeafKey, int] = {}
+        self._free: list[int] = []
+        self._probes: dict[Hashable, tuple[int, LeafKey]] = {}
+        """Leaf (or (word, field) of a term) → (slot, key): valid while the slot still holds key."""
+        self._liked: dict[str, None] = {}
+        self._buckets: dict[int, _Bucket] = {}
+        self._count = 0
 
     @classmethod
     def build(cls, watches: Iterable[tuple[int, Query, int | None]]) -> WatchSet:
-        """Compile (watch id, query, min_upvotes) triples; min_upvotes adds `upvotes>=N`."""
-        key_index: dict[LeafKey, int] = {}
-        terms: dict[tuple[str, Field], int] = {}
-        others: dict[Leaf, int] = {}
+        """Compile (watch id, query, min_upvotes) triples; min_upvotes adds `upvotes>=N`.
 
-        def compile_leaf(leaf: Leaf) -> int:
-            key = leaf_key(leaf)
-            index = key_index.get(key)
-            if index is None:
-                index = key_index[key] = len(key_index)
-            return index
+        Watch ids must be distinct.
+        """
+        watch_set = cls()
+        with collector_paused():
+            for watch_id, query, min_upvotes in watches:
+                watch_set._insert(watch_id, watch_set._compile(query, min_upvotes))
+        return watch_set
+
+    def add(self, watch_id: int, query: Query, min_upvotes: int | None = None) -> None:
+        """Compile one more watch into the set; ValueError if `watch_id` is already in it."""
+        if self._locate(watch_id) is not None:
+            raise ValueError(f"watch {watch_id} is already compiled")
+        self._insert(watch_id, self._compile(query, min_upvotes))
+
+    def remove(self, watch_id: int) -> None:
+        """Take a watch out of the set (removed or paused); KeyError if it is not in it."""
+        found = self._locate(watch_id)
+        if found is None:
+            raise KeyError(watch_id)
+        bucket, shape, row = found
+        columns = bucket.shapes()[shape]
+        if shape == _OTHER:
+            slots: Iterable[int] = _slots_of(bucket.other[0][row])
+        else:
+            slots = [column[row] for column in columns[:-1]]
+        bucket.delete(shape, row)
+        if not len(bucket):
+            del self._buckets[watch_id % _BUCKETS]
+        self._count -= 1
+        users = self._users
+        for slot in slots:
+            users[slot] -= 1
+            if not users[slot]:
+                self._drop(slot)
+
+    def __contains__(self, watch_id: object) -> bool:
+        return isinstance(watch_id, int) and self._locate(watch_id) is not None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def liked_ids(self) -> list[str]:
+        """The papers named in `like:` terms of any watch, each once: what a batch needs likes for."""
+        return list(self._liked)
+
+    @property
+    def leaf_count(self) -> int:
+        """How many distinct leaves the watches have between them."""
+        return len(self._slots)
+
+    # --- compiling -----------------------------------------------------------------
+
+    def _new_slot(self, key: LeafKey) -> int:
+        if self._free:
+            slot = self._free.pop()
+            self._keys[slot] = key
+        else:
+            slot = len(self._keys)
+            self._keys.append(key)
+            self._users.append(0)
+        self._slots[key] = slot
+        kind, _, value = key
+        if kind == "like":
+            assert isinstance(value, str)
+            self._liked[value] = None
+        return slot
+
+    def _drop(self, slot: int) -> None:
+        key = self._keys[slot]
+        assert key is not None
+        del self._slots[key]
+        self._keys[slot] = None
+        self._free.append(slot)
+        kind, _, value = key
+        if kind == "like":
+            assert isinstance(value, str)
+            del self._liked[value]
+        if len(self._probes) > 2 * len(self._slots) + 4096:  # forget the probes of dropped leaves
+            self._probes.clear()
+
+    def _slot(self, probe: Hashable, leaf: Leaf) -> int:
+        """The slot of a leaf, found by `probe` when seen before, else by its key."""
+        cached = self._probes.get(probe)
+        if cached is not None and self._keys[cached[0]] is cached[1]:
+            return cached[0]
+        key = leaf_key(leaf)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._new_slot(key)
+        stored = self._keys[slot]
+        assert stored is not None
+        self._probes[probe] = (slot, stored)
+        return slot
+
+    def _compile(self, query: Query, min_upvotes: int | None) -> Program:
+        """A watch's program; every slot it uses gains one user."""
+        probes = self._probes
+        keys = self._keys
+        slot_of = self._slot
+
+        def term(node: Term) -> int:
+            probe = (node.word, node.field)
+            cached = probes.get(probe)
+            if cached is not None and keys[cached[0]] is cached[1]:
+                return cached[0]
+            return slot_of(probe, node)
 
         def compile_node(node: Node) -> Program:
             if type(node) is Term:
-                probe = (node.word, node.field)
-                index = terms.get(probe)
-                if index is None:
-                    index = terms[probe] = compile_leaf(node)
-                return index
+                return term(node)
             if type(node) is And or type(node) is Or:
                 indexes: list[int] = []
                 groups: list[Program] = []
                 for child in node.children:
                     if type(child) is Term:
-                        probe = (child.word, child.field)
-                        index = terms.get(probe)
-                        if index is None:
-                            index = terms[probe] = compile_leaf(child)
-                        indexes.append(index)
+                        indexes.append(term(child))
                     else:
                         program = compile_node(child)
                         if type(program) is int:
@@ -103,35 +226,57 @@ class WatchSet:
             if type(node) is Not:
                 return (_NOT, (compile_node(node.child),))
             assert not isinstance(node, And | Or | Not)
-            index = others.get(node)
-            if index is None:
-                index = others[node] = compile_leaf(node)
-            return index
+            return slot_of(node, node)
 
-        watch_set = cls()
-        watch_ids = watch_set._watch_ids
-        with collector_paused():
-            for watch_id, query, min_upvotes in watches:
-                program = compile_node(query.root)
-                if min_upvotes is not None:
-                    program = _combine(_AND, [program, compile_leaf(Upvotes(">=", min_upvotes))])
-                watch_set._add(program, len(watch_ids))
-                watch_ids.append(watch_id)
-        watch_set._leaf_keys = list(key_index)
-        return watch_set
+        program = compile_node(query.root)
+        if min_upvotes is not None:
+            probe = ("upvotes>=", min_upvotes)
+            cached = probes.get(probe)
+            if cached is not None and keys[cached[0]] is cached[1]:
+                upvotes = cached[0]
+            else:
+                upvotes = slot_of(probe, Upvotes(">=", min_upvotes))
+            program = _combine(_AND, [program, upvotes])
+        users = self._users
+        if type(program) is int:
+            users[program] += 1
+        else:
+            for slot in _slots_of(program):
+                users[slot] += 1
+        return program
 
-    def __len__(self) -> int:
-        return len(self._watch_ids)
+    def _insert(self, watch_id: int, program: Program) -> None:
+        number = watch_id % _BUCKETS
+        bucket = self._buckets.get(number)
+        if bucket is None:
+            bucket = self._buckets[number] = _Bucket()
+        self._count += 1
+        if type(program) is int:
+            leaves, ids = bucket.single
+            leaves.append(program)
+            ids.append(watch_id)
+            return
+        assert not isinstance(program, int)
+        operator, operands = program
+        if operator == _AND and len(operands) <= 3 and all(type(o) is int for o in operands):
+            columns = bucket.pair if len(operands) == 2 else bucket.triple
+            for column, operand in zip(columns, operands, strict=False):
+                assert isinstance(operand, int)
+                column.append(operand)
+            columns[-1].append(watch_id)
+            return
+        programs, other_ids = bucket.other
+        programs.append(program)
+        other_ids.append(watch_id)
 
-    @property
-    def liked_ids(self) -> list[str]:
-        """The papers named in `like:` terms of any watch, each once: what a batch needs likes for."""
-        return [str(value) for kind, _, value in self._leaf_keys if kind == "like"]
+    def _locate(self, watch_id: int) -> tuple[_Bucket, int, int] | None:
+        bucket = self._buckets.get(watch_id % _BUCKETS)
+        if bucket is None:
+            return None
+        found = bucket.find(watch_id)
+        return None if found is None else (bucket, *found)
 
-    @property
-    def leaf_count(self) -> int:
-        """How many distinct leaves the watches have between them."""
-        return len(self._leaf_keys)
+    # --- matching ------------------------------------------------------------------
 
     def match(self, batch: PaperBatch) -> dict[int, int]:
         """Watch id → bitmap of the batch's papers it matches; watches matching nothing are left out."""
@@ -140,9 +285,8 @@ class WatchSet:
 
     def _match(self, batch: PaperBatch) -> dict[int, int]:
         leaf_bits = batch.leaf_bits
-        bits = [leaf_bits(key) for key in self._leaf_keys]
+        bits = [0 if key is None else leaf_bits(key) for key in self._keys]
         everything = batch.all_bits
-        ids = self._watch_ids
 
         def run(program: Program) -> int:
             if isinstance(program, int):
@@ -163,23 +307,37 @@ class WatchSet:
             return everything & ~run(operands[0])
 
         matched: dict[int, int] = {}
-        for leaf, position in zip(*self._single, strict=True):
-            result = bits[leaf]
-            if result:
-                matched[ids[position]] = result
-        for first, second, position in zip(*self._pairs, strict=True):
-            result = bits[first] & bits[second]
-            if result:
-                matched[ids[position]] = result
-        for first, second, third, position in zip(*self._triples, strict=True):
-            result = bits[first] & bits[second] & bits[third]
-            if result:
-                matched[ids[position]] = result
-        for program, position in self._others:
-            result = run(program)
-            if result:
-                matched[ids[position]] = result
+        for bucket in self._buckets.values():
+            for leaf, watch_id in zip(*bucket.single, strict=True):
+                result = bits[leaf]
+                if result:
+                    matched[watch_id] = result
+            for first, second, watch_id in zip(*bucket.pair, strict=True):
+                result = bits[first] & bits[second]
+                if result:
+                    matched[watch_id] = result
+            for first, second, third, watch_id in zip(*bucket.triple, strict=True):
+                result = bits[first] & bits[second] & bits[third]
+                if result:
+                    matched[watch_id] = result
+            for program, watch_id in zip(*bucket.other, strict=True):
+                result = run(program)
+                if result:
+                    matched[watch_id] = result
         return matched
+
+
+def _slots_of(program: Program) -> set[int]:
+    """The distinct leaf slots a program reads."""
+    found: set[int] = set()
+    stack = [program]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, int):
+            found.add(item)
+        else:
+            stack.extend(item[1])
+    return found
 
 
 def _combine(operator: int, operands: list[Program]) -> Program:

@@ -72,13 +72,35 @@ class WatchMatcher:
                 self._parsed[text] = None
         return self._parsed[text]
 
-    def _compiled(self, entries: list[tuple[int, Query, int | None]]) -> WatchSet:
-        """The compiled watches, rebuilt only when the set of active watches changed."""
+    def _compiled(self, entries: list[tuple[int, Query, int | None]], shared: bool = True) -> WatchSet:
+        """The compiled watches: what changed since the last call is applied to the compiled set.
+
+        `entries` come in watch id order, so an added, paused, removed or edited watch differs
+        from the last call in a short stretch only: the watches there are added to or removed
+        from the set one by one, and the rest is never recompiled. A match limited to a few
+        watches (`shared=False`) gets a set of its own and leaves the shared one alone.
+        """
+        if not shared:
+            return WatchSet.build(entries)
         with self._compile_lock:
-            if self._compiled_set is None or entries != self._compiled_for:
-                self._compiled_set = WatchSet.build(entries)
-                self._compiled_for = entries
-            return self._compiled_set
+            before, compiled = self._compiled_for, self._compiled_set
+            start = _common_prefix(before, entries)
+            end = _common_suffix(before, entries, start)
+            removed = before[start : len(before) - end]
+            added = entries[start : len(entries) - end]
+            if compiled is None or len(removed) + len(added) > len(entries) // 10 + 100:
+                compiled = WatchSet.build(entries)
+            else:
+                old = {watch_id: (query, least) for watch_id, query, least in removed}
+                new = {watch_id: (query, least) for watch_id, query, least in added}
+                for watch_id, entry in old.items():
+                    if new.get(watch_id) != entry:
+                        compiled.remove(watch_id)
+                for watch_id, entry in new.items():
+                    if old.get(watch_id) != entry:
+                        compiled.add(watch_id, *entry)
+            self._compiled_set, self._compiled_for = compiled, entries
+            return compiled
 
     def eligible(self, watch: WatchRow, paper: Paper) -> bool:
         """A watch takes part from its creation; a digest watch also looks back `lookback_hours`."""
@@ -114,7 +136,7 @@ class WatchMatcher:
             watches[watch.id] = (watch, target)
         if len(self._parsed) > 2 * len(active) + 1024:  # forget the queries of removed watches
             self._parsed = {w.query: self._parsed[w.query] for w, _ in active if w.query in self._parsed}
-        compiled = await asyncio.to_thread(self._compiled, entries)
+        compiled = await asyncio.to_thread(self._compiled, entries, only_watch_ids is None)
         likes = await self.like_scores(session, papers, compiled.liked_ids)
         hits = await asyncio.to_thread(self._hits, compiled, papers, likes, watches)
         if not hits:
@@ -140,9 +162,13 @@ class WatchMatcher:
         watches: Mapping[int, tuple[WatchRow, TargetRow]],
     ) -> dict[tuple[int, str], list[WatchRow]]:
         """Which watches of which target match which paper of the batch (a worker thread)."""
-        bitmaps = compiled.match(PaperBatch.build(papers, likes.bits if likes else None))
+        batch = PaperBatch.build(papers, likes.bits if likes else None)
+        with self._compile_lock:  # the shared set changes in place: never while it is matched
+            bitmaps = compiled.match(batch)
         hits: dict[tuple[int, str], list[WatchRow]] = {}
         for watch_id, bits in bitmaps.items():
+            if watch_id not in watches:  # added to the shared set by a later call
+                continue
             watch, target = watches[watch_id]
             for index in iter_bits(bits):
                 paper = papers[index]
@@ -209,6 +235,38 @@ class WatchMatcher:
             return []
         bitmaps = WatchSet.build([(0, query, min_upvotes)]).match(PaperBatch.build(papers, likes))
         return [papers[i] for i in iter_bits(bitmaps.get(0, 0))]
+
+
+_CHUNK = 4096
+
+
+def _common_prefix(first: Sequence[object], second: Sequence[object]) -> int:
+    """How many leading items two lists share (compared a chunk at a time)."""
+    limit = min(len(first), len(second))
+    index = 0
+    while index < limit:
+        stop = min(index + _CHUNK, limit)
+        if first[index:stop] != second[index:stop]:
+            while first[index] == second[index]:
+                index += 1
+            return index
+        index = stop
+    return limit
+
+
+def _common_suffix(first: Sequence[object], second: Sequence[object], start: int) -> int:
+    """How many trailing items two lists share, not counting their first `start` items."""
+    limit = min(len(first), len(second)) - start
+    size_first, size_second = len(first), len(second)
+    count = 0
+    while count < limit:
+        stop = min(count + _CHUNK, limit)
+        if first[size_first - stop : size_first - count] != second[size_second - stop : size_second - count]:
+            while first[size_first - 1 - count] == second[size_second - 1 - count]:
+                count += 1
+            return count
+        count = stop
+    return limit
 
 
 def _unique(pairs: list[list[str]]) -> list[list[str]]:
