@@ -144,6 +144,11 @@ async def start_metrics_server(
         return None
     host, port = listen_address(settings.metrics.listen)
     server = MetricsServer(active(), sessions, clock, gateway)
-    await server.start(host, port)
+    try:
+        await server.start(host, port)
+    except OSError as exc:  # taken, or not an address of this machine: say so, then stop the bot
+        log.error("metrics.listen: cannot listen on %s: %s", settings.metrics.listen, exc.strerror or exc)
+        await server.close()
+        raise
     log.info("serving metrics on http://%s:%d/metrics and readiness on /healthz", host, server.port)
     return server

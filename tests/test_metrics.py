@@ -321,3 +321,20 @@ def test_bad_listen_addresses_are_refused(make_settings: Callable[..., Settings]
 )
 def test_routes_are_labelled_by_their_template(method: str, path: str, route: str) -> None:
     assert route_template(method, path) == route
+
+
+async def test_a_taken_address_stops_the_start_with_a_message(
+    make_settings: Callable[..., Settings],
+    core: Core,
+    servers: list[MetricsServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = await start_metrics_server(
+        make_settings(PAPERWATCH_METRICS__LISTEN="127.0.0.1:0"), core.sessions, core.clock
+    )
+    assert first is not None
+    servers.append(first)
+    taken = f"127.0.0.1:{first.port}"
+    with pytest.raises(OSError):
+        await start_metrics_server(make_settings(PAPERWATCH_METRICS__LISTEN=taken), core.sessions, core.clock)
+    assert f"metrics.listen: cannot listen on {taken}" in caplog.text
