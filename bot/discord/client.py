@@ -22,6 +22,7 @@ from bot.services.delivery import Deliverer
 from bot.services.digests import DigestService
 from bot.services.export import ExportService
 from bot.services.feedback import FeedbackService
+from bot.services.paper_actions import PaperActions
 from bot.services.papers import PaperService
 from bot.services.scheduling import Timetable
 from bot.services.stats import StatsService
@@ -57,6 +58,10 @@ class Services:
     """Pacing of the commands that change something, per user."""
     lookups: Cooldown = field(default_factory=lambda: Cooldown(0, 1_000_000))
     """Pacing of the read-only commands (search, test, lists, status), per user."""
+    actions: PaperActions | None = None
+    """What the components of paper messages do (pick, Save, 👍/👎, BibTeX, Next papers)."""
+    clicks: Cooldown = field(default_factory=lambda: Cooldown(0, 1_000_000))
+    """Pacing of clicks on paper components, per user."""
 
 
 def intents() -> discord.Intents:
@@ -96,7 +101,11 @@ class PaperwatchClient(discord.Client):
             await asyncio.sleep(self.settings.discord.identify_delay)
 
     async def setup_hook(self) -> None:
+        from bot.discord.components.items import paper_items
+
         assert self.services is not None and self.timetable is not None
+        # old messages' components answer from the first event on: their custom ids carry all
+        self.add_dynamic_items(*paper_items())
         await self.sync_commands()
         report = await self.services.deliverer.recover()
         if report.messages:

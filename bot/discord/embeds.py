@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC
 
+from bot.discord.components.layout import message_components
 from bot.domain.digest import Digest, DigestEntry, header_line, overflow_line
 from bot.domain.matcher import is_like_reason
 from bot.domain.paper import Paper
@@ -163,18 +164,29 @@ def embed_size(embed: dict[str, object]) -> int:
 
 
 def pack_messages(
-    entries: list[DigestEntry], first_content: str | None, last_line: str | None
+    entries: list[DigestEntry],
+    first_content: str | None,
+    last_line: str | None,
+    *,
+    target_id: int | None = None,
 ) -> list[OutgoingMessage]:
-    """Split entries into messages of ≤10 embeds and ≤6,000 embed characters."""
+    """Split entries into messages of ≤10 embeds and ≤6,000 embed characters.
+
+    Each message gets the "Pick a paper…" select of its papers; the one that says "and N more"
+    (`last_line`) gets Next papers too.
+    """
     batches: list[list[tuple[int, dict[str, object]]]] = [[]]
+    papers: list[list[Paper]] = [[]]
     size = 0
     for entry in entries:
         embed = paper_embed(entry)
         this = embed_size(embed)
         if batches[-1] and (len(batches[-1]) >= EMBEDS_PER_MESSAGE or size + this > EMBED_TOTAL_LIMIT):
             batches.append([])
+            papers.append([])
             size = 0
         batches[-1].append((entry.delivery_id or 0, embed))
+        papers[-1].append(entry.paper)
         size += this
     messages: list[OutgoingMessage] = []
     for index, batch in enumerate(batches):
@@ -184,31 +196,46 @@ def pack_messages(
         if index == len(batches) - 1 and last_line:
             lines.append(last_line)
         content = cut("\n".join(lines), CONTENT_LIMIT) if lines else None
+        delivery_ids = tuple(delivery_id for delivery_id, _ in batch)
+        more = index == len(batches) - 1 and bool(last_line) and bool(delivery_ids)
         messages.append(
             OutgoingMessage(
                 content=content,
                 embeds=[embed for _, embed in batch],
-                delivery_ids=tuple(delivery_id for delivery_id, _ in batch),
+                delivery_ids=delivery_ids,
+                components=message_components(
+                    target_id, papers[index], next_after=min(delivery_ids) if more else None
+                ),
             )
         )
     return [m for m in messages if m.embeds]
 
 
-def one_message(entries: list[DigestEntry]) -> OutgoingMessage:
+def one_message(
+    entries: list[DigestEntry], *, target_id: int | None = None, more: bool = False
+) -> OutgoingMessage:
     """Entries that were claimed as one message, re-rendered as one message again.
 
     A re-send must stay one message under its nonce, even if the papers' text grew since:
-    summaries are shortened until the embeds fit.
+    summaries are shortened until the embeds fit. Its components are those it was claimed
+    with: the select of its papers, and Next papers when it said "and N more" (`more`).
     """
     embeds: list[dict[str, object]] = []
     for chars in (SUMMARY_CHARS, 200, 100, 0):
         embeds = [paper_embed(entry, summary_chars=chars) for entry in entries[:EMBEDS_PER_MESSAGE]]
         if sum(embed_size(embed) for embed in embeds) <= EMBED_TOTAL_LIMIT:
             break
+    kept = entries[:EMBEDS_PER_MESSAGE]
+    delivery_ids = tuple(entry.delivery_id or 0 for entry in kept)
     return OutgoingMessage(
         content=None,
         embeds=embeds,
-        delivery_ids=tuple(entry.delivery_id or 0 for entry in entries[:EMBEDS_PER_MESSAGE]),
+        delivery_ids=delivery_ids,
+        components=message_components(
+            target_id,
+            [entry.paper for entry in kept],
+            next_after=min(delivery_ids) if more and delivery_ids else None,
+        ),
     )
 
 
@@ -219,7 +246,12 @@ def render(digest: Digest, kind: str) -> list[OutgoingMessage]:
     if kind == "instant":
         names = ", ".join(f"{code_span(q)} (#{w})" for w, q in digest.watches)
         header = cut(defuse_mentions(f"🔔 New for {names}"), CONTENT_LIMIT)
-        return pack_messages(digest.entries, header, None)
+        return pack_messages(digest.entries, header, None, target_id=digest.target_id)
     if kind == "resend":
-        return [one_message(digest.entries)]
-    return pack_messages(digest.entries, defuse_mentions(header_line(digest)), overflow_line(digest))
+        return [one_message(digest.entries, target_id=digest.target_id, more=digest.overflow > 0)]
+    return pack_messages(
+        digest.entries,
+        defuse_mentions(header_line(digest)),
+        overflow_line(digest),
+        target_id=digest.target_id,
+    )

@@ -49,6 +49,8 @@ def message_payload(message: OutgoingMessage, nonce: str) -> dict[str, object]:
     }
     if message.content:
         payload["content"] = message.content
+    if message.components:
+        payload["components"] = message.components
     return payload
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from bot.domain.paper import Paper
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MORE = "…and "
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class Digest:
     """Matched papers beyond the cap: announced as "and N more", kept for the next digest."""
     watches: list[tuple[int, str]] = field(default_factory=list)
     """(watch id, query) of the watches that contributed, in id order."""
+    target_id: int | None = None
+    """The channel or DM it goes to (its messages' components name it); None for previews."""
 
     @property
     def total(self) -> int:
@@ -78,7 +81,12 @@ def overflow_line(digest: Digest) -> str | None:
     if not digest.overflow:
         return None
     noun = "paper" if digest.overflow == 1 else "papers"
-    return f"…and {digest.overflow} more matching {noun}: `/digest now` posts the next ones."
+    return f"{_MORE}{digest.overflow} more matching {noun}: `/digest now` posts the next ones."
+
+
+def announces_more(content: str | None) -> bool:
+    """Whether a message's text carries the "and N more" line (a re-send keeps its Next papers)."""
+    return bool(content) and any(line.startswith(_MORE) for line in (content or "").splitlines())
 
 
 def _code(text: str) -> str:

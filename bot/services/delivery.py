@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,13 +30,26 @@ from bot.db.models import (
     TargetRow,
     WatchRow,
 )
-from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository, WatchRepository
-from bot.domain.digest import Digest, DigestEntry, Match, compose_digest
+from bot.db.repo import (
+    BotStateRepository,
+    DeliveryRepository,
+    PaperRepository,
+    TargetRepository,
+    WatchRepository,
+)
+from bot.domain.digest import Digest, DigestEntry, Match, announces_more, compose_digest
 from bot.domain.schedule import Schedule, parse_time
 from bot.services.clock import Clock
 from bot.services.outbox import (
+    NEXT_ALREADY,
+    NEXT_CLOSING,
+    NEXT_EMPTY,
+    NEXT_GONE,
+    NEXT_PAUSED,
+    NEXT_POSTED,
     Destination,
     MessageRejected,
+    NextPage,
     OutgoingMessage,
     Sender,
     SendError,
@@ -51,6 +64,7 @@ __all__ = [
     "DeliveryReport",
     "Destination",
     "MessageRejected",
+    "NextPage",
     "OutgoingMessage",
     "Renderer",
     "SendError",
@@ -168,6 +182,44 @@ class Deliverer:
             await self._deliver(target_id, "digest", report, scheduled=scheduled)
         return report
 
+    async def post_next_page(self, target_id: int, after_delivery: int) -> NextPage:
+        """Post the next page of a digest whose message (first delivery `after_delivery`) said "and N more".
+
+        Exactly once per page: the page's key is recorded in the same transaction that claims
+        its papers, under the target's lock, so a second click (or one from another process)
+        finds it and is told where the page went instead of posting another.
+        """
+        key = f"next-page:{target_id}:{after_delivery}"
+        report = DeliveryReport()
+        async with self._lock:
+            if self._closing:
+                return NextPage(NEXT_CLOSING)
+            await self._resend_claimed(target_id, report)
+            async with self.sessions.begin() as session:
+                target = await session.get(TargetRow, target_id, with_for_update=True)
+                if target is None:
+                    return NextPage(NEXT_GONE)
+                state = BotStateRepository(session)
+                posted = await state.get(key)
+                if posted is not None:
+                    return await _page_at(session, target, int(posted), already=True)
+                if target.paused_reason:
+                    return NextPage(NEXT_PAUSED, reason=target.paused_reason)
+                rows = await DeliveryRepository(session).pending_for_target(target_id)
+                if not rows:
+                    return NextPage(NEXT_EMPTY)
+                messages = await self._claim(session, rows, "digest", report, self.clock.now())
+                first = min(messages[0][0].delivery_ids)
+                await state.set(key, str(first))
+                destination = destination_of(target)
+            await self._send_all(destination, messages, report)
+        async with self.sessions() as session:
+            target = await session.get(TargetRow, target_id)
+            if target is None:  # pragma: no cover - deleted while posting
+                return NextPage(NEXT_GONE)
+            page = await _page_at(session, target, first, already=False)
+        return replace(page, papers=report.papers, more=report.overflow)
+
     # -- the outbox ------------------------------------------------------------------------
 
     async def _deliver(self, target_id: int, kind: str, report: DeliveryReport, *, scheduled: bool) -> None:
@@ -189,23 +241,36 @@ class Deliverer:
             rows = await DeliveryRepository(session).pending_for_target(target_id, mode=mode)
             if not rows:
                 return
-            digest = await self._compose(session, rows, self.max_papers)
-            report.overflow += digest.overflow
-            by_id = {row.id: row for row in rows}
-            for message in self.renderer(digest, kind):
-                first = min(message.delivery_ids)
-                attempt = by_id[first].attempts + 1
-                nonce = make_nonce(target_id, first, attempt)
-                for delivery_id in message.delivery_ids:
-                    row = by_id[delivery_id]
-                    row.status = DELIVERY_CLAIMED
-                    row.nonce = nonce
-                    row.claimed_at = now
-                    row.attempts += 1
-                by_id[first].claimed_content = message.content
-                messages.append((message, nonce))
+            messages = await self._claim(session, rows, kind, report, now)
             destination = destination_of(target)
         await self._send_all(destination, messages, report)
+
+    async def _claim(
+        self,
+        session: AsyncSession,
+        rows: Sequence[DeliveryRow],
+        kind: str,
+        report: DeliveryReport,
+        now: datetime,
+    ) -> list[tuple[OutgoingMessage, str]]:
+        """Render the pending rows (the first `max_papers`) and claim each message's rows with its nonce."""
+        messages: list[tuple[OutgoingMessage, str]] = []
+        digest = await self._compose(session, rows, self.max_papers)
+        report.overflow += digest.overflow
+        by_id = {row.id: row for row in rows}
+        for message in self.renderer(digest, kind):
+            first = min(message.delivery_ids)
+            attempt = by_id[first].attempts + 1
+            nonce = make_nonce(by_id[first].target_id, first, attempt)
+            for delivery_id in message.delivery_ids:
+                row = by_id[delivery_id]
+                row.status = DELIVERY_CLAIMED
+                row.nonce = nonce
+                row.claimed_at = now
+                row.attempts += 1
+            by_id[first].claimed_content = message.content
+            messages.append((message, nonce))
+        return messages
 
     async def _resend_claimed(self, target_id: int, report: DeliveryReport) -> None:
         if not await self._settle_stale(target_id, report):
@@ -222,8 +287,10 @@ class Deliverer:
                 groups.setdefault(row.nonce or "", []).append(row)
             messages: list[tuple[OutgoingMessage, str]] = []
             for nonce, group in sorted(groups.items(), key=lambda item: item[1][0].id):
-                digest = await self._compose(session, group, len(group))
                 content = next((row.claimed_content for row in group if row.claimed_content), None)
+                digest = await self._compose(session, group, len(group))
+                # the message said "and N more": its re-send keeps the Next papers button
+                digest = replace(digest, overflow=1 if announces_more(content) else 0)
                 for message in self.renderer(digest, "resend"):
                     messages.append((replace(message, content=content), nonce))
             destination = destination_of(target)
@@ -353,7 +420,18 @@ class Deliverer:
                 for w in (row.watch_ids or [])
             )
             entries.append(DigestEntry(paper=paper, matches=matches, delivery_id=row.id))
-        return compose_digest(entries, cap)
+        digest = compose_digest(entries, cap)
+        return replace(digest, target_id=rows[0].target_id) if rows else digest
+
+
+async def _page_at(session: AsyncSession, target: TargetRow, first: int, *, already: bool) -> NextPage:
+    row = await session.get(DeliveryRow, first)
+    return NextPage(
+        NEXT_ALREADY if already else NEXT_POSTED,
+        guild_id=target.guild_id,
+        channel_id=target.channel_id,
+        message_id=row.message_id if row is not None else None,
+    )
 
 
 def _words_of(row: DeliveryRow, watch_id: int) -> tuple[tuple[str, str], ...]:

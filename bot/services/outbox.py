@@ -7,7 +7,7 @@ The delivery service (bot/services/delivery.py) and the reconciliation of old cl
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.db.models import TargetRow
@@ -46,6 +46,30 @@ class OutgoingMessage:
     content: str | None
     embeds: list[dict[str, object]]
     delivery_ids: tuple[int, ...]
+    components: list[dict[str, object]] = field(default_factory=list)
+    """Action rows (the "Pick a paper…" select, Next papers): rendered again on every re-send."""
+
+
+NEXT_POSTED = "posted"
+NEXT_ALREADY = "already"
+NEXT_EMPTY = "empty"
+NEXT_PAUSED = "paused"
+NEXT_GONE = "gone"
+NEXT_CLOSING = "closing"
+
+
+@dataclass(frozen=True, slots=True)
+class NextPage:
+    """What a Next papers click did: posted the page now, found it posted before, or why not."""
+
+    outcome: str
+    guild_id: int | None = None
+    channel_id: int | None = None
+    message_id: int | None = None
+    """Where the page begins, once Discord confirmed it (None in DMs' links or while unconfirmed)."""
+    papers: int = 0
+    more: int = 0
+    reason: str | None = None
 
 
 class Sender:
