@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python -m bench.bench_match --million
 	$(BIN)/python -m bench.bench_search
 	$(BIN)/python -m bench.bench_relevance
+	$(BIN)/python -m bench.bench_clicks
 
 soak: install
 	$(BIN)/python -m bench.soak

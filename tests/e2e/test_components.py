@@ -285,3 +285,43 @@ async def test_a_ten_paper_message_stays_within_component_limits(world: World) -
     assert [option["value"] for option in select["options"]] == [u.rsplit("/", 1)[1] for u in urls([message])]
     assert all(len(c["custom_id"]) <= 100 for c in components_of(message))
     assert [c["label"] for c in rows[1]["components"]] == ["Next papers"]
+
+
+async def test_a_dm_alert_has_the_picker_and_its_panel_works_in_the_dm(world: World) -> None:
+    world.feeds.days["2025-03-17"] = load_hf_day("2025-03-17")[:3]
+    await world.start_bot()
+    await world.wait(lambda: len(world.feeds.hf_requests()) >= 1)
+    await asyncio.sleep(0.2)
+    await world.command("alert add", user_id=world.member_id, query="upvotes>=0", mode="instant")
+    day = load_hf_day("2025-03-17")
+    world.feeds.days["2025-03-17"] = day[:5]
+    world.clock.advance(minutes=30)
+    assert world.app is not None and world.app.timetable is not None
+    await world.app.timetable.poll_huggingface()
+    await world.wait(lambda: len(world.fake.dm_messages(world.member_id)) >= 1)
+    (alert,) = world.fake.dm_messages(world.member_id)
+    paper = select_of(alert)["options"][0]["value"]
+    shown = await panel(world, alert, paper, user_id=world.member_id)
+    assert "Watch similar papers" not in [c["label"] for c in components_of(shown)]  # no channel here
+    pressed = await (
+        await world.click(shown, button(shown, "👎")["custom_id"], user_id=world.member_id)
+    ).wait_update()
+    assert button(pressed, "👎")["style"] == ButtonStyle.DANGER
+    votes = await query_db(
+        world, "SELECT value, channel_id FROM feedback WHERE user_id = :u", u=world.member_id
+    )
+    assert votes == [(-1, None)]
+
+
+async def test_clicks_are_paced_per_person(world: World) -> None:
+    world.extra["PAPERWATCH_LIMITS__LOOKUP_COOLDOWN"] = "40"  # clicks: one every 10 s per person
+    posts = await digest(world, papers=3)
+    paper = select_of(posts[0])["options"][0]["value"]
+    shown = await panel(world, posts[0], paper)
+    up = button(shown, "👍")["custom_id"]
+    refused = await world.click(shown, up)
+    assert "Slow down a little" in (await refused.wait_reply()).content
+    assert await query_db(world, "SELECT value FROM feedback") == []
+    # someone else is not held back by the first person's clicks
+    theirs = await panel(world, posts[0], paper, user_id=world.member_id)
+    assert button(theirs, "👍")
