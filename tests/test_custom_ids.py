@@ -1,8 +1,10 @@
 """Custom ids of paper components: built and read back, ids only, within Discord's 100 characters;
-the dynamic items' templates match exactly the ids the bot builds; the components of a posted message."""
+the dynamic items' templates match exactly the ids the bot builds; the components of a posted
+message, kept by the outbox's re-sends; a Next papers page posted once."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -26,6 +28,17 @@ from bot.discord.components.layout import message_components, option_label
 from bot.discord.embeds import render
 from bot.domain.digest import Digest, DigestEntry, announces_more, overflow_line
 from bot.domain.paper import Paper
+from bot.services.delivery import SendError
+from bot.services.outbox import NEXT_ALREADY, NEXT_POSTED
+from tests.conftest import FakeClock
+from tests.test_delivery import (
+    CHANNEL,
+    NEXT_DIGEST,
+    MakeCore,
+    RecordingSender,
+    channel_with_matches,
+    deliverer,
+)
 
 BIGGEST = 2**63 - 1
 PAPER_IDS = ["2403.01234", "2501.00001", "hep-th/9901001", "math.AG/0601001", "cond-mat/0102536"]
@@ -121,3 +134,49 @@ def test_announces_more_reads_only_the_overflow_line() -> None:
     assert announces_more(f"📚 header\n{line}")
     assert not announces_more("📚 **3 new papers** about …and more")
     assert not announces_more(None)
+
+
+# --- the outbox keeps components, and posts a Next papers page once --------------------------
+
+
+async def test_a_lost_digest_is_resent_with_the_same_components(
+    make_core: MakeCore, clock: FakeClock
+) -> None:
+    core = await make_core(PAPERWATCH_DIGEST__MAX_PAPERS="12")
+    target_id = await channel_with_matches(core, clock)
+    sender = RecordingSender()
+    sender.fail_on[1] = SendError("Discord answered HTTP 503")
+    clock.set(NEXT_DIGEST)
+    await deliverer(core, sender).run_due_digests()
+    await deliverer(core, sender).recover()
+    sent = [message for _, message, _, _ in sender.posted]
+    assert len(sent) == 2
+    first_try = sender.calls[0][1]
+    assert sent[0].components == first_try.components
+    assert read_pick(sent[0].components[0]["components"][0]["custom_id"]) == target_id  # type: ignore[index]
+    kinds = [row["components"][0]["type"] for row in sent[1].components]  # type: ignore[index]
+    assert kinds == [3, 2]  # the "and N more" message kept Next papers
+    button = sent[1].components[1]["components"][0]  # type: ignore[index]
+    assert read_next(button["custom_id"]) == (target_id, min(sent[1].delivery_ids))
+
+
+async def test_next_page_is_posted_once_however_many_ask_at_once(
+    make_core: MakeCore, clock: FakeClock
+) -> None:
+    core = await make_core(PAPERWATCH_DIGEST__MAX_PAPERS="3")
+    target_id = await channel_with_matches(core, clock)
+    sender = RecordingSender()
+    outbox = deliverer(core, sender)
+    await outbox.deliver_digest(target_id, scheduled=False)
+    (first,) = [message for _, message, _, _ in sender.posted]
+    key = min(first.delivery_ids)
+    pages = await asyncio.gather(*(outbox.post_next_page(target_id, key) for _ in range(4)))
+    assert sorted(page.outcome for page in pages) == [NEXT_ALREADY] * 3 + [NEXT_POSTED]
+    assert len(sender.posted) == 2 and len(sender.posted_paper_ids()) == 6
+    assert len(set(sender.posted_paper_ids())) == 6
+    page_message = sender.posted[1][3]
+    assert {page.message_id for page in pages} == {page_message}
+    assert {page.channel_id for page in pages} == {CHANNEL}
+    # after a restart the same button still finds its page
+    again = await deliverer(core, sender).post_next_page(target_id, key)
+    assert again.outcome == NEXT_ALREADY and again.message_id == page_message
