@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
+from bot import cli_recommend
 from bot.config import ConfigError, RelevanceSettings, Settings, load_settings
 from bot.domain.digest import DigestEntry, Match, compose_digest
 from bot.domain.matcher import explain
@@ -84,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--max", type=int, default=None, help="papers shown (default digest.max_papers)")
 
+    cli_recommend.add_parser(commands, common)
+
     commands.add_parser(
         "check-config", parents=[common], help="print the effective configuration, token masked"
     )
@@ -116,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fetch": _fetch,
         "match": _match,
         "preview": _preview,
+        "recommend": cli_recommend.run,
         "check-config": _check_config,
         "invite-url": _invite_url,
     }[args.command]
