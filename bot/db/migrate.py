@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.db.lock import LockPurpose, advisory_key, advisory_lock
+
 
 def migrations_dir() -> Path:
     """Where the migration scripts are: `bot.migrations` when installed, `migrations/` in a checkout."""
@@ -27,14 +29,17 @@ def alembic_config(url: str) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database behind `engine` to `revision`, sharing its connection."""
+    """Bring the database behind `engine` to `revision`, sharing its connection (once across processes)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
 
     def run(connection: Connection) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as connection:
+    # On PostgreSQL the migrating connection holds an advisory lock: processes that start
+    # together wait here, then find the database at head and have nothing left to do.
+    lock = advisory_key(LockPurpose.MIGRATIONS)
+    async with engine.connect() as connection, advisory_lock(connection, lock), connection.begin():
         await connection.run_sync(run)
 
 
