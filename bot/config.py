@@ -150,6 +150,8 @@ class RelevanceSettings:
     """The cosine of two papers' text vectors at which a `like:` term takes a paper as similar."""
     refit_growth: float = 0.2
     """The vocabulary is fitted again once the store has grown by this fraction since the last fit."""
+    recommend_cutoff: float = 0.2
+    """A recommendation's score (0 to 1) must reach this to be sent; docs/relevance.md shows the scale."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +408,8 @@ def _validate(s: Settings) -> None:
     if not 0 < s.relevance.like_threshold <= 1:
         raise ConfigError("relevance.like_threshold: must be greater than 0 and at most 1")
     positive("relevance.refit_growth", s.relevance.refit_growth)
+    if not 0 <= s.relevance.recommend_cutoff < 1:
+        raise ConfigError("relevance.recommend_cutoff: must be at least 0 and less than 1")
     if not 0 <= s.feeds.jitter <= 1:
         raise ConfigError("feeds.jitter: must be between 0 and 1")
     if not _TIME.match(s.digest.time):

@@ -7,6 +7,7 @@ broken with a zero-width space, on top of every message being sent with no allow
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC
 
 from bot.discord.components.layout import message_components
@@ -27,6 +28,8 @@ CONTENT_LIMIT = 2000
 SUMMARY_CHARS = 350
 AUTHORS_CHARS = 300
 FOOTER_CHARS = 400
+WHY_CHARS = 400
+RECOMMENDED_HEADER = "✨ **Recommended for you**: new papers close to the ones you liked"
 
 ZWSP = "\u200b"
 EMBED_COLOUR = 0xFFD21E
@@ -114,6 +117,8 @@ def footer_text(entry: DigestEntry) -> str:
         label = f"#{match.watch_id} " + (", ".join(words) if words else match.query)
         parts.append(label)
     text = "matched " + "; ".join(dict.fromkeys(parts)) if parts else "paperwatch"
+    if entry.recommended:
+        text = "recommended for you, from your 👍 and saved papers"
     return cut(plain_text(text), FOOTER_CHARS)
 
 
@@ -142,6 +147,10 @@ def paper_embed(entry: DigestEntry, *, summary_chars: int = SUMMARY_CHARS) -> di
         ],
         "footer": {"text": footer_text(entry)},
     }
+    if entry.reason:
+        fields = embed["fields"]
+        assert isinstance(fields, list)
+        fields.append({"name": "Why", "value": cut(escape_text(entry.reason), WHY_CHARS), "inline": False})
     if description:
         embed["description"] = description
     if paper.published_at is not None:
@@ -249,9 +258,16 @@ def render(digest: Digest, kind: str) -> list[OutgoingMessage]:
         return pack_messages(digest.entries, header, None, target_id=digest.target_id)
     if kind == "resend":
         return [one_message(digest.entries, target_id=digest.target_id, more=digest.overflow > 0)]
-    return pack_messages(
-        digest.entries,
-        defuse_mentions(header_line(digest)),
-        overflow_line(digest),
-        target_id=digest.target_id,
-    )
+    matched = [entry for entry in digest.entries if not entry.recommended]
+    recommended = [entry for entry in digest.entries if entry.recommended]
+    messages = []
+    if matched:
+        messages = pack_messages(
+            matched,
+            defuse_mentions(header_line(replace(digest, entries=matched))),
+            overflow_line(digest),
+            target_id=digest.target_id,
+        )
+    if recommended:  # a DM digest's recommendations: their own message(s), after the matches
+        messages += pack_messages(recommended, RECOMMENDED_HEADER, None, target_id=digest.target_id)
+    return messages

@@ -26,6 +26,7 @@ from bot.services.delivery import Deliverer
 from bot.services.export import ExportService
 from bot.services.paper_actions import PaperActions
 from bot.services.polling import FeedPoller, build_fetcher, build_http_client
+from bot.services.recommend import Recommender
 from bot.services.scheduling import Timetable, finish_or_cancel
 from bot.services.stats import StatsService
 
@@ -103,6 +104,9 @@ class BotApp:
             core.clock,
             max_papers=settings.digest.max_papers,
             nonce_window=settings.discord.nonce_window,
+            before_digests=Recommender(
+                core.sessions, core.vectors, core.clock, cutoff=settings.relevance.recommend_cutoff
+            ).prepare,
         )
         poller = FeedPoller(
             settings, build_fetcher(settings, self.http), core.sessions, core.ingestor, core.clock

@@ -27,6 +27,13 @@ class DigestEntry:
     paper: Paper
     matches: tuple[Match, ...] = ()
     delivery_id: int | None = None
+    reason: str | None = None
+    """Why a recommended paper was chosen ("close to …"); None for watch matches."""
+
+    @property
+    def recommended(self) -> bool:
+        """Sent because the user's own model ranked it, not because a watch matched it."""
+        return self.reason is not None and not self.matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +59,14 @@ def sort_key(entry: DigestEntry) -> tuple[int, float, str]:
 
 
 def compose_digest(entries: Iterable[DigestEntry], max_papers: int) -> Digest:
-    """Order by upvotes then date (newest first), keep `max_papers`, count the rest."""
-    ordered = sorted(entries, key=sort_key)
-    kept = ordered[:max_papers]
+    """Order by upvotes then date (newest first), keep `max_papers`, count the rest.
+
+    Recommended papers (a DM digest only) follow the matches in the order given (best
+    first); their number is already bounded by the user's `per_day`, so the cap leaves them be.
+    """
+    given = list(entries)
+    ordered = sorted((e for e in given if not e.recommended), key=sort_key)
+    kept = ordered[:max_papers] + [e for e in given if e.recommended]
     watches: dict[int, str] = {}
     for entry in ordered:
         for match in entry.matches:

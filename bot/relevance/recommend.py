@@ -154,7 +154,7 @@ def rank(
     top: int,
     cutoff: float = 0.0,
     neighbours: Neighbours | None = None,
-    allowed: Sequence[int] | None = None,
+    allowed: Sequence[int] | np.ndarray | None = None,
 ) -> list[Recommendation]:
     """The `top` candidates scoring at least `cutoff`, best first; `allowed`: only these rows."""
     scores = model.scores(candidates, neighbours)
@@ -179,7 +179,7 @@ def recommend(
     per_day: int,
     cutoff: float = 0.0,
     neighbours: Neighbours | None = None,
-    allowed: Sequence[int] | None = None,
+    allowed: Sequence[int] | np.ndarray | None = None,
 ) -> list[Recommendation]:
     """Train on the user's feedback and return the best `per_day` candidates above `cutoff`."""
     model = train(positives, negatives, background)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -101,8 +101,11 @@ class Deliverer:
         *,
         max_papers: int,
         nonce_window: float = DEFAULT_NONCE_WINDOW,
+        before_digests: Callable[[Sequence[int]], Awaitable[object]] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.before_digests = before_digests
+        """Run with the due targets before their digests go out (recommendations add papers there)."""
         self.sender = sender
         self.renderer = renderer
         self.clock = clock
@@ -153,6 +156,11 @@ class Deliverer:
         now = self.clock.now()
         async with self.sessions() as session:
             due = [t.id for t in await TargetRepository(session).due_digests(now)]
+        if due and self.before_digests is not None and not self._closing:
+            try:
+                await self.before_digests(due)
+            except Exception:  # the digests still go out, without what the hook would add
+                log.exception("preparing the digests of %d targets failed", len(due))
         for target_id in due:
             part = await self.deliver_digest(target_id, scheduled=True)
             _merge(report, part)
@@ -232,7 +240,9 @@ class Deliverer:
             if scheduled:
                 schedule = Schedule(parse_time(target.digest_time), target.timezone, target.weekdays)
                 target.next_digest_at = (
-                    schedule.next_after(now) if await _has_watches(session, target) else None
+                    schedule.next_after(now)
+                    if target.recommend or await _has_watches(session, target)
+                    else None
                 )
                 target.last_digest_at = now
             if target.paused_reason or (scheduled and target.digest_paused):
@@ -419,7 +429,7 @@ class Deliverer:
                 Match(watch_id=w, query=queries.get(w, "(removed watch)"), words=_words_of(row, w))
                 for w in (row.watch_ids or [])
             )
-            entries.append(DigestEntry(paper=paper, matches=matches, delivery_id=row.id))
+            entries.append(DigestEntry(paper=paper, matches=matches, delivery_id=row.id, reason=row.reason))
         digest = compose_digest(entries, cap)
         return replace(digest, target_id=rows[0].target_id) if rows else digest
 

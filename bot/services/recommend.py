@@ -1,0 +1,290 @@
+"""The "recommended for you" DM digest: each user's model, trained and run at their DM schedule.
+
+Just before the due digests go out (`Deliverer.before_digests`), every due user target with
+recommendations on and at least `MIN_POSITIVES` liked papers (👍 or saved) gets a model of its
+own feedback (`bot.relevance.recommend`), trained against their 👎 and a random sample of
+stored papers. It ranks the papers first seen since the user's last recommendations (the last
+day, the first time), leaves out every paper already delivered to them, and adds at most
+`recommend_per_day` above the cut-off as pending deliveries of their DM target, each with the
+"why" line in `reason`. The outbox then sends them with the digest: exactly once, with a
+nonce, no allowed mentions (docs/delivery.md). Training and scoring run in a worker thread, a
+batch of users at a time, so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import scipy.sparse
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.feedback import UserFeedback, feedback_of_users
+from bot.db.models import DELIVERY_PENDING, MODE_DIGEST, TARGET_USER, PaperRow, TargetRow
+from bot.db.repo import DeliveryRepository
+from bot.relevance.recommend import (
+    BACKGROUND,
+    MIN_POSITIVES,
+    Neighbours,
+    Recommendation,
+    rank,
+    sample_background,
+    train,
+)
+from bot.services.clock import Clock
+from bot.services.similarity import PaperVectors
+
+log = logging.getLogger(__name__)
+
+FIRST_LOOKBACK = timedelta(days=1)
+"""The first time, papers first seen in the last day are the candidates."""
+MAX_CANDIDATES = 20_000
+"""At most this many of the newest papers are ranked in one round."""
+USERS_PER_BATCH = 50
+"""Users trained in one worker-thread call."""
+TITLE_CHARS = 120
+
+
+@dataclass(slots=True)
+class RecommendReport:
+    users: int = 0
+    """Users whose model ran."""
+    papers: int = 0
+    """Recommended papers added to DM digests."""
+    too_few: int = 0
+    """Users with recommendations on but fewer than `MIN_POSITIVES` liked papers."""
+    seconds_per_user: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    target_id: int
+    positives: np.ndarray
+    negatives: np.ndarray
+    background: np.ndarray
+    allowed: np.ndarray
+    """Candidate positions (into the candidate block) the user may be sent."""
+    per_day: int
+
+
+def why_line(titles: Sequence[str]) -> str:
+    """ "close to “A” and “B”": the liked papers a recommendation is closest to."""
+    quoted = [f"“{_short(t)}”" for t in titles]
+    return "close to " + " and ".join(quoted) if quoted else "close to the papers you liked"
+
+
+def _short(title: str) -> str:
+    flat = " ".join(title.split())
+    return flat if len(flat) <= TITLE_CHARS else flat[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _run_jobs(
+    matrix: scipy.sparse.csr_matrix,
+    candidates: scipy.sparse.csr_matrix,
+    neighbours: Neighbours,
+    jobs: Sequence[_Job],
+    cutoff: float,
+    timings: list[float],
+) -> list[list[Recommendation]]:
+    """Train and rank for a batch of users (CPU-bound: a worker thread)."""
+    out = []
+    for job in jobs:
+        started = time.perf_counter()
+        found: list[Recommendation] = []
+        if job.allowed.size:
+            try:
+                model = train(matrix[job.positives], matrix[job.negatives], matrix[job.background])
+            except ValueError:  # liked papers without text, or nothing to contrast them with
+                model = None
+            if model is not None:
+                found = rank(
+                    model,
+                    candidates,
+                    top=job.per_day,
+                    cutoff=cutoff,
+                    neighbours=neighbours,
+                    allowed=job.allowed,
+                )
+        out.append(found)
+        timings.append(time.perf_counter() - started)
+    return out
+
+
+class Recommender:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        vectors: PaperVectors,
+        clock: Clock,
+        *,
+        cutoff: float,
+        background: int = BACKGROUND,
+    ) -> None:
+        self.sessions = sessions
+        self.vectors = vectors
+        self.clock = clock
+        self.cutoff = cutoff
+        self.background = background
+
+    async def prepare(self, target_ids: Sequence[int]) -> RecommendReport:
+        """Add the recommendations of the due user targets among `target_ids` to their outbox."""
+        report = RecommendReport()
+        now = self.clock.now()
+        async with self.sessions() as session:
+            targets = await _recommending(session, target_ids)
+            if not targets:
+                return report
+            feedback = await feedback_of_users(session, [t.user_id for t in targets])
+            ready = []
+            for target in targets:
+                if len(feedback[target.user_id].positives) >= MIN_POSITIVES:
+                    ready.append(target)
+                else:
+                    report.too_few += 1
+            if not ready:
+                return report
+            since = {t.id: t.last_recommended_at or now - FIRST_LOOKBACK for t in ready}
+            fresh = await _first_seen_since(session, min(since.values()), now)
+            delivered = await DeliveryRepository(session).existing_pairs(
+                [t.id for t in ready], [paper_id for paper_id, _ in fresh]
+            )
+            sample = await _random_ids(session, self.background * 2)
+        labelled = {p for t in ready for fb in [feedback[t.user_id]] for p in (*fb.positives, *fb.negatives)}
+        candidate_ids = [paper_id for paper_id, _ in fresh if paper_id not in labelled]
+        matrix, found = await self.vectors.vectors_of([*candidate_ids, *sorted(labelled), *sample])
+        row_of = {paper_id: row for row, paper_id in enumerate(found)}
+        candidate_ids = [p for p in candidate_ids if p in row_of]
+        first_seen = dict(fresh)
+        jobs = [
+            self._job(
+                t, feedback[t.user_id], candidate_ids, first_seen, since[t.id], delivered, row_of, sample
+            )
+            for t in ready
+        ]
+        candidates = matrix[np.array([row_of[p] for p in candidate_ids], dtype=np.int64)]
+        neighbours = await asyncio.to_thread(Neighbours.of, candidates)
+        picks: dict[int, list[Recommendation]] = {}
+        for start in range(0, len(jobs), USERS_PER_BATCH):
+            batch = jobs[start : start + USERS_PER_BATCH]
+            results = await asyncio.to_thread(
+                _run_jobs, matrix, candidates, neighbours, batch, self.cutoff, report.seconds_per_user
+            )
+            picks.update({job.target_id: found_ for job, found_ in zip(batch, results, strict=True)})
+        report.users = len(jobs)
+        report.papers = await self._record(ready, feedback, picks, candidate_ids, now)
+        log.info("recommendations: %d papers for %d users", report.papers, report.users)
+        return report
+
+    def _job(
+        self,
+        target: TargetRow,
+        feedback: UserFeedback,
+        candidate_ids: list[str],
+        first_seen: dict[str, datetime],
+        since: datetime,
+        delivered: set[tuple[int, str]],
+        row_of: dict[str, int],
+        sample: list[str],
+    ) -> _Job:
+        positives = [row_of[p] for p in feedback.positives if p in row_of]
+        negatives = [row_of[p] for p in feedback.negatives if p in row_of]
+        pool = np.array([row_of[p] for p in sample if p in row_of], dtype=np.int64)
+        pool = np.setdiff1d(pool, np.array(positives + negatives, dtype=np.int64))
+        chosen = sample_background(pool.size, self.background, zlib.crc32(str(target.user_id).encode()))
+        allowed = [
+            position
+            for position, paper_id in enumerate(candidate_ids)
+            if first_seen[paper_id] >= since and (target.id, paper_id) not in delivered
+        ]
+        return _Job(
+            target_id=target.id,
+            positives=np.array(positives, dtype=np.int64),
+            negatives=np.array(negatives, dtype=np.int64),
+            background=pool[chosen],
+            allowed=np.array(allowed, dtype=np.int64),
+            per_day=target.recommend_per_day,
+        )
+
+    async def _record(
+        self,
+        targets: list[TargetRow],
+        feedback: dict[int, UserFeedback],
+        picks: dict[int, list[Recommendation]],
+        candidate_ids: list[str],
+        now: datetime,
+    ) -> int:
+        """Add the picks as pending DM deliveries with their why line; note when this ran."""
+        liked = {t.id: feedback[t.user_id].positives for t in targets}
+        added = 0
+        async with self.sessions.begin() as session:
+            wanted = {liked[t][i] for t, found in picks.items() for r in found for i in r.closest}
+            titles = await _titles(session, wanted)
+            rows: list[dict[str, object]] = []
+            for target in targets:
+                for pick in picks.get(target.id, []):
+                    names = [titles.get(liked[target.id][i], liked[target.id][i]) for i in pick.closest]
+                    rows.append(
+                        {
+                            "target_id": target.id,
+                            "paper_id": candidate_ids[pick.index],
+                            "watch_id": None,
+                            "watch_ids": [],
+                            "matched_terms": [],
+                            "mode": MODE_DIGEST,
+                            "status": DELIVERY_PENDING,
+                            "reason": why_line(names),
+                            "created_at": now,
+                        }
+                    )
+            added = await DeliveryRepository(session).add_pending(rows)
+            for target in targets:
+                row = await session.get(TargetRow, target.id, with_for_update=True)
+                if row is not None and target.id in picks:
+                    row.last_recommended_at = now
+        return added
+
+
+async def _recommending(session: AsyncSession, target_ids: Sequence[int]) -> list[TargetRow]:
+    rows = await session.scalars(
+        select(TargetRow)
+        .where(
+            TargetRow.id.in_(list(target_ids)),
+            TargetRow.kind == TARGET_USER,
+            TargetRow.recommend.is_(True),
+            TargetRow.paused_reason.is_(None),
+        )
+        .order_by(TargetRow.id)
+    )
+    return list(rows)
+
+
+async def _first_seen_since(
+    session: AsyncSession, since: datetime, now: datetime
+) -> list[tuple[str, datetime]]:
+    rows = await session.execute(
+        select(PaperRow.arxiv_id, PaperRow.first_seen_at)
+        .where(PaperRow.first_seen_at >= since, PaperRow.first_seen_at <= now)
+        .order_by(PaperRow.first_seen_at.desc(), PaperRow.arxiv_id)
+        .limit(MAX_CANDIDATES)
+    )
+    return [(str(i), seen) for i, seen in rows.all()]
+
+
+async def _random_ids(session: AsyncSession, count: int) -> list[str]:
+    """A random sample of stored paper ids (one per round, shared by its users)."""
+    rows = await session.scalars(select(PaperRow.arxiv_id).order_by(func.random()).limit(count))
+    return sorted(rows)
+
+
+async def _titles(session: AsyncSession, ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(PaperRow.arxiv_id, PaperRow.title).where(PaperRow.arxiv_id.in_(ids)))
+    return {str(i): str(t) for i, t in rows.all()}
