@@ -133,13 +133,23 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.token:
         print(MISSING_TOKEN_HELP, file=sys.stderr)
         return EXIT_USAGE
+    from bot.db.lock import DatabaseInUseError, hold_sqlite_database
     from bot.discord.runner import run_bot
 
+    try:
+        # one running bot per SQLite file; a killed process's lock goes with it
+        database_lock = hold_sqlite_database(settings.database.url)
+    except DatabaseInUseError as exc:
+        print(f"paperwatch run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return run_bot(settings)
     except ClockSettingError as exc:  # the test clock without PAPERWATCH_TESTING=1
         print(f"paperwatch run: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if database_lock is not None:
+            database_lock.release()
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
