@@ -116,7 +116,6 @@ class PaperBatch:
         self._texts: dict[Field, list[str]] = {"title": titles, "abstract": abstracts, "author": authors}
         self._postings: dict[Field, dict[str, list[int]]] = {None: any_postings}
         self._vocabulary: dict[Field, list[str]] = {}
-        self._stems: dict[Field, dict[str, list[str]]] = {}
         self._word_bits: dict[tuple[Field, str], int] = {}
         self._categories = {category: _bits_of(found) for category, found in category_postings.items()}
         self._category_names = sorted(self._categories)
@@ -175,13 +174,16 @@ class PaperBatch:
         return bitmap
 
     def _words_with_stem(self, field: Field, folded: str) -> list[str]:
-        stems = self._stems.get(field)
-        if stems is None:
-            stems = defaultdict(list)
-            for word in self._postings_of(field):
-                stems[stem(word)].append(word)
-            self._stems[field] = stems
-        return stems.get(folded, [])
+        """The words of the batch that `stem` folds to `folded`.
+
+        `stem` leaves a word alone, drops its final `s`, or turns its final `ies` into `y`: so
+        only three spellings can fold to `folded`, and each is looked up, not the vocabulary.
+        """
+        postings = self._postings_of(field)
+        spellings = [folded, folded + "s"]
+        if folded.endswith("y"):
+            spellings.append(folded[:-1] + "ies")
+        return [word for word in spellings if word in postings and stem(word) == folded]
 
     def _words_with_prefix(self, field: Field, prefix: str) -> Iterator[str]:
         vocabulary = self._vocabulary.get(field)

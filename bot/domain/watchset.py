@@ -9,8 +9,10 @@ leaves only, so a bot with a million watches never recompiles them all.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import TypeAlias
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from operator import and_, itemgetter
+from typing import TypeAlias, cast
 
 from bot.domain.batch import LeafKey, PaperBatch, collector_paused, leaf_key
 from bot.domain.paper import Paper
@@ -21,8 +23,9 @@ Program: TypeAlias = int | tuple[int, tuple["Program", ...]]
 """A compiled watch: a leaf slot, or (operator, operands)."""
 
 _SINGLE, _PAIR, _TRIPLE, _OTHER = 0, 1, 2, 3
-_BUCKETS = 1024
-"""Watches are spread over this many buckets by id, so one is found by scanning a small bucket."""
+_BUCKET_BITS = 10
+"""Watches are kept in buckets of 1,024 consecutive ids, so one is found by scanning a small bucket
+(and watches made one after the other are stored side by side)."""
 
 
 class _Bucket:
@@ -85,8 +88,10 @@ class WatchSet:
         """How many watches use each slot."""
         self._slots: dict[LeafKey, int] = {}
         self._free: list[int] = []
-        self._probes: dict[Hashable, tuple[int, LeafKey]] = {}
-        """Leaf (or (word, field) of a term) → (slot, key): valid while the slot still holds key."""
+        self._probes: dict[Hashable, int] = {}
+        """Leaf (or (word, field) of a term) → its slot, for the leaves in the set."""
+        self._slot_probes: list[list[Hashable]] = []
+        """The probes naming each slot, forgotten with it."""
         self._liked: dict[str, None] = {}
         self._buckets: dict[int, _Bucket] = {}
         self._count = 0
@@ -98,16 +103,58 @@ class WatchSet:
         Watch ids must be distinct.
         """
         watch_set = cls()
+        watch_set.extend(watches)
+        return watch_set
+
+    def extend(self, watches: Iterable[tuple[int, Query, int | None]]) -> None:
+        """Compile many watches at once, as `build` does; their ids must not be in the set yet."""
+        compile_node, upvotes = self._compiler()
+        buckets = self._buckets
+        number, bucket = None, None
+        used: list[int] = []
+        """The slots of the new watches, one entry per watch using it: counted at the end, in C."""
+        use, use_all = used.append, used.extend
+        count = 0
         with collector_paused():
             for watch_id, query, min_upvotes in watches:
-                watch_set._insert(watch_id, watch_set._compile(query, min_upvotes))
-        return watch_set
+                program = compile_node(query.root)
+                if min_upvotes is not None:
+                    program = _combine(_AND, [program, upvotes(min_upvotes)])
+                if watch_id >> _BUCKET_BITS != number or bucket is None:
+                    number = watch_id >> _BUCKET_BITS
+                    bucket = buckets.get(number)
+                    if bucket is None:
+                        bucket = buckets[number] = _Bucket()
+                count += 1
+                if type(program) is int:
+                    use(program)
+                    leaves, ids = bucket.single
+                    leaves.append(program)
+                    ids.append(watch_id)
+                    continue
+                operator, operands = cast("tuple[int, tuple[int, ...]]", program)
+                # Leaves come first in a program: when the last operand is a leaf, all are.
+                if operator == _AND and len(operands) <= 3 and type(operands[-1]) is int:
+                    use_all(operands)
+                    columns = bucket.pair if len(operands) == 2 else bucket.triple
+                    for column, operand in zip(columns, operands, strict=False):
+                        column.append(operand)
+                    columns[-1].append(watch_id)
+                    continue
+                use_all(_slots_of(program))
+                programs, other_ids = bucket.other
+                programs.append(program)
+                other_ids.append(watch_id)
+            users = self._users
+            for slot, times in Counter(used).items():
+                users[slot] += times
+        self._count += count
 
     def add(self, watch_id: int, query: Query, min_upvotes: int | None = None) -> None:
         """Compile one more watch into the set; ValueError if `watch_id` is already in it."""
         if self._locate(watch_id) is not None:
             raise ValueError(f"watch {watch_id} is already compiled")
-        self._insert(watch_id, self._compile(query, min_upvotes))
+        self.extend([(watch_id, query, min_upvotes)])
 
     def remove(self, watch_id: int) -> None:
         """Take a watch out of the set (removed or paused); KeyError if it is not in it."""
@@ -122,7 +169,7 @@ class WatchSet:
             slots = [column[row] for column in columns[:-1]]
         bucket.delete(shape, row)
         if not len(bucket):
-            del self._buckets[watch_id % _BUCKETS]
+            del self._buckets[watch_id >> _BUCKET_BITS]
         self._count -= 1
         users = self._users
         for slot in slots:
@@ -156,6 +203,7 @@ class WatchSet:
             slot = len(self._keys)
             self._keys.append(key)
             self._users.append(0)
+            self._slot_probes.append([])
         self._slots[key] = slot
         kind, _, value = key
         if kind == "like":
@@ -173,45 +221,38 @@ class WatchSet:
         if kind == "like":
             assert isinstance(value, str)
             del self._liked[value]
-        if len(self._probes) > 2 * len(self._slots) + 4096:  # forget the probes of dropped leaves
-            self._probes.clear()
+        for probe in self._slot_probes[slot]:
+            del self._probes[probe]
+        self._slot_probes[slot] = []
 
     def _slot(self, probe: Hashable, leaf: Leaf) -> int:
-        """The slot of a leaf, found by `probe` when seen before, else by its key."""
-        cached = self._probes.get(probe)
-        if cached is not None and self._keys[cached[0]] is cached[1]:
-            return cached[0]
+        """The slot of a leaf not found by `probe`: found by its key, or a new one."""
         key = leaf_key(leaf)
         slot = self._slots.get(key)
         if slot is None:
             slot = self._new_slot(key)
-        stored = self._keys[slot]
-        assert stored is not None
-        self._probes[probe] = (slot, stored)
+        self._probes[probe] = slot
+        self._slot_probes[slot].append(probe)
         return slot
 
-    def _compile(self, query: Query, min_upvotes: int | None) -> Program:
-        """A watch's program; every slot it uses gains one user."""
+    def _compiler(self) -> tuple[Callable[[Node], Program], Callable[[int], int]]:
+        """Functions compiling a query tree, and `upvotes>=N`, into programs (users not counted)."""
         probes = self._probes
-        keys = self._keys
         slot_of = self._slot
-
-        def term(node: Term) -> int:
-            probe = (node.word, node.field)
-            cached = probes.get(probe)
-            if cached is not None and keys[cached[0]] is cached[1]:
-                return cached[0]
-            return slot_of(probe, node)
 
         def compile_node(node: Node) -> Program:
             if type(node) is Term:
-                return term(node)
+                probe = (node.word, node.field)
+                found = probes.get(probe)
+                return slot_of(probe, node) if found is None else found
             if type(node) is And or type(node) is Or:
                 indexes: list[int] = []
                 groups: list[Program] = []
                 for child in node.children:
                     if type(child) is Term:
-                        indexes.append(term(child))
+                        probe = (child.word, child.field)
+                        found = probes.get(probe)
+                        indexes.append(slot_of(probe, child) if found is None else found)
                     else:
                         program = compile_node(child)
                         if type(program) is int:
@@ -225,52 +266,18 @@ class WatchSet:
                 return unique[0] if len(unique) == 1 else (operator, tuple(unique))
             if type(node) is Not:
                 return (_NOT, (compile_node(node.child),))
-            assert not isinstance(node, And | Or | Not)
-            return slot_of(node, node)
+            found = probes.get(node)
+            return slot_of(node, cast(Leaf, node)) if found is None else found
 
-        program = compile_node(query.root)
-        if min_upvotes is not None:
-            probe = ("upvotes>=", min_upvotes)
-            cached = probes.get(probe)
-            if cached is not None and keys[cached[0]] is cached[1]:
-                upvotes = cached[0]
-            else:
-                upvotes = slot_of(probe, Upvotes(">=", min_upvotes))
-            program = _combine(_AND, [program, upvotes])
-        users = self._users
-        if type(program) is int:
-            users[program] += 1
-        else:
-            for slot in _slots_of(program):
-                users[slot] += 1
-        return program
+        def upvotes(least: int) -> int:
+            probe = ("upvotes>=", least)
+            found = probes.get(probe)
+            return slot_of(probe, Upvotes(">=", least)) if found is None else found
 
-    def _insert(self, watch_id: int, program: Program) -> None:
-        number = watch_id % _BUCKETS
-        bucket = self._buckets.get(number)
-        if bucket is None:
-            bucket = self._buckets[number] = _Bucket()
-        self._count += 1
-        if type(program) is int:
-            leaves, ids = bucket.single
-            leaves.append(program)
-            ids.append(watch_id)
-            return
-        assert not isinstance(program, int)
-        operator, operands = program
-        if operator == _AND and len(operands) <= 3 and all(type(o) is int for o in operands):
-            columns = bucket.pair if len(operands) == 2 else bucket.triple
-            for column, operand in zip(columns, operands, strict=False):
-                assert isinstance(operand, int)
-                column.append(operand)
-            columns[-1].append(watch_id)
-            return
-        programs, other_ids = bucket.other
-        programs.append(program)
-        other_ids.append(watch_id)
+        return compile_node, upvotes
 
     def _locate(self, watch_id: int) -> tuple[_Bucket, int, int] | None:
-        bucket = self._buckets.get(watch_id % _BUCKETS)
+        bucket = self._buckets.get(watch_id >> _BUCKET_BITS)
         if bucket is None:
             return None
         found = bucket.find(watch_id)
@@ -306,25 +313,28 @@ class WatchSet:
                 return result
             return everything & ~run(operands[0])
 
+        # The flat shapes are combined without a Python-level loop: map, zip and filter run in C.
+        bit = bits.__getitem__
         matched: dict[int, int] = {}
         for bucket in self._buckets.values():
-            for leaf, watch_id in zip(*bucket.single, strict=True):
-                result = bits[leaf]
-                if result:
-                    matched[watch_id] = result
-            for first, second, watch_id in zip(*bucket.pair, strict=True):
-                result = bits[first] & bits[second]
-                if result:
-                    matched[watch_id] = result
-            for first, second, third, watch_id in zip(*bucket.triple, strict=True):
-                result = bits[first] & bits[second] & bits[third]
-                if result:
-                    matched[watch_id] = result
+            leaves, ids = bucket.single
+            matched.update(filter(_found, zip(ids, map(bit, leaves), strict=True)))
+            first, second, ids = bucket.pair
+            matched.update(
+                filter(_found, zip(ids, map(and_, map(bit, first), map(bit, second)), strict=True))
+            )
+            first, second, third, ids = bucket.triple
+            both = map(and_, map(bit, first), map(bit, second))
+            matched.update(filter(_found, zip(ids, map(and_, both, map(bit, third)), strict=True)))
             for program, watch_id in zip(*bucket.other, strict=True):
                 result = run(program)
                 if result:
                     matched[watch_id] = result
         return matched
+
+
+_found = itemgetter(1)
+"""Keeps the (watch id, bitmap) pairs whose bitmap is not empty."""
 
 
 def _slots_of(program: Program) -> set[int]:
