@@ -168,6 +168,22 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleoutSettings:
+    """Several processes on one PostgreSQL database (docs/delivery.md); unused on SQLite."""
+
+    heartbeat_interval: float = 5.0
+    """Seconds between two heartbeats of a process, which also renew its claims' leases."""
+    lease: float = 30.0
+    """Seconds without a heartbeat after which a process counts as dead and its claims are taken over."""
+    leader_retry: float = 10.0
+    """Seconds between two tries of a process that does not lead to take the lead."""
+    leader_check: float = 5.0
+    """Seconds between two checks of the leader's database connection."""
+    max_concurrent_targets: int = 64
+    """Targets whose messages are sent at the same time by one process (each target stays in order)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -177,6 +193,7 @@ class Settings:
     relevance: RelevanceSettings = field(default_factory=RelevanceSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    scaleout: ScaleoutSettings = field(default_factory=ScaleoutSettings)
     token: Secret = field(default_factory=lambda: Secret(""))
     source: Path | None = None
     """The config file these settings were read from, if any."""
@@ -389,6 +406,12 @@ def _validate(s: Settings) -> None:
     positive("discord.nonce_window", s.discord.nonce_window)
     positive("discord.max_requests_per_second", s.discord.max_requests_per_second)
     _validate_shards(s.discord)
+    positive("scaleout.heartbeat_interval", s.scaleout.heartbeat_interval)
+    positive("scaleout.leader_retry", s.scaleout.leader_retry)
+    positive("scaleout.leader_check", s.scaleout.leader_check)
+    positive("scaleout.max_concurrent_targets", s.scaleout.max_concurrent_targets)
+    if s.scaleout.lease <= 2 * s.scaleout.heartbeat_interval:
+        raise ConfigError("scaleout.lease: must be more than twice scaleout.heartbeat_interval")
     positive("limits.query_length", s.limits.query_length)
     positive("limits.watches_per_channel", s.limits.watches_per_channel)
     positive("limits.alerts_per_user", s.limits.alerts_per_user)

@@ -31,6 +31,8 @@ class LockPurpose(enum.IntEnum):
     MIGRATIONS = 1
     IDENTIFY = 2
     """One lock per identify bucket (`shard_id % max_concurrency`)."""
+    LEADER = 3
+    """Held by the process that polls the feeds and matches new papers (bot/services/leader.py)."""
 
 
 def advisory_key(purpose: LockPurpose, number: int = 0) -> int:

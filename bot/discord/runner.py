@@ -12,18 +12,19 @@ from typing import Any
 
 import httpx
 
-from bot import metrics
 from bot.config import Settings
 from bot.discord.client import Cooldown, PaperwatchClient, Services
 from bot.discord.embeds import render
 from bot.discord.endpoints import apply_endpoints
 from bot.discord.observe import gateway_probe
 from bot.discord.sender import DiscordSender
+from bot.discord.shards import build_client
 from bot.metrics_server import MetricsServer, start_metrics_server
 from bot.services.clock import Clock, clock_from_env
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
 from bot.services.export import ExportService
+from bot.services.leader import Leadership
 from bot.services.paper_actions import PaperActions
 from bot.services.polling import FeedPoller, build_fetcher, build_http_client
 from bot.services.recommend import Recommender
@@ -86,17 +87,17 @@ class BotApp:
         self.timetable: Timetable | None = None
         self.task: asyncio.Task[None] | None = None
         self.metrics_server: MetricsServer | None = None
+        self.leadership: Leadership | None = None
 
     async def start(self) -> None:
         settings = self.settings
         apply_endpoints(settings.discord.api_base, settings.discord.gateway_url)
         self.core = core = await Core.open(settings, clock=self.clock)
         self.http = self._given_http or build_http_client(settings)
-        self.client = client = PaperwatchClient(settings)
+        self.client = client = build_client(settings, core.engine)
         self.metrics_server = await start_metrics_server(
             settings, core.sessions, core.clock, gateway_probe(client)
         )
-        metrics.set_leader(True)  # one process polls, matches and delivers
         self.deliverer = Deliverer(
             core.sessions,
             DiscordSender(client),
@@ -111,7 +112,13 @@ class BotApp:
         poller = FeedPoller(
             settings, build_fetcher(settings, self.http), core.sessions, core.ingestor, core.clock
         )
-        self.timetable = Timetable(settings, poller, self.deliverer)
+        scaleout = settings.scaleout
+        self.leadership = leadership = Leadership(
+            core.engine, retry_interval=scaleout.leader_retry, check_interval=scaleout.leader_check
+        )
+        self.timetable = Timetable(settings, poller, self.deliverer, leader=leadership)
+        leadership.on_change = self.timetable.leadership_changed
+        await leadership.start()
         client.attach(
             Services(
                 settings=settings,
@@ -171,6 +178,8 @@ class BotApp:
             await self.http.aclose()
         if self.metrics_server is not None:
             await self.metrics_server.close()
+        if self.leadership is not None:
+            await self.leadership.stop()
         if self.core is not None:
             await self.core.close()
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

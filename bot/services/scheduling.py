@@ -69,10 +69,13 @@ class Timetable:
         deliverer: Deliverer,
         *,
         check_interval: float | None = None,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.poller = poller
         self.deliverer = deliverer
+        self.leader = leader
+        """Whether this process polls the feeds now (bot/services/leader.py); None = always."""
         self.check_interval = check_interval or settings.digest.check_interval
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running: set[asyncio.Task[object]] = set()
@@ -144,10 +147,26 @@ class Timetable:
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
 
     async def poll_huggingface(self) -> IngestSummary:
+        if not self._leading():
+            return IngestSummary()
         return await self._after_poll(await self.poller.poll_huggingface())
 
     async def poll_arxiv(self) -> IngestSummary:
+        if not self._leading():
+            return IngestSummary()
         return await self._after_poll(await self.poller.poll_arxiv())
+
+    def _leading(self) -> bool:
+        return self.leader is None or self.leader()
+
+    def leadership_changed(self, leading: bool) -> None:
+        """A process that just took the lead polls at once: the old leader may have died mid-interval."""
+        if not leading or not self.scheduler.running:
+            return
+        now = datetime.now(UTC)
+        for name in ("poll-huggingface", "poll-arxiv"):
+            if self.scheduler.get_job(name) is not None:
+                self.scheduler.modify_job(name, next_run_time=now)
 
     async def _after_poll(self, summary: IngestSummary) -> IngestSummary:
         if summary.instant_targets:
