@@ -42,7 +42,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from .attachments import ROUTE as ATTACHMENT_ROUTE
 from .attachments import AttachmentStore
 from .components import check_pick
-from .errors import DiscordHTTPError, FaultRule, FormErrors, form_error, json_response
+from .errors import DiscordHTTPError, FaultRule, FormErrors, form_error, json_response, ratelimited_response
 from .gateway import SESSION_ENDING_CLOSE_CODES, GatewayConnection, GatewaySession, Op
 from .interactions import (
     ALLOWED_CALLBACKS,
@@ -79,6 +79,8 @@ from .model import (
     iter_components,
     perm_value,
 )
+from .ratelimit import GlobalRateLimit
+from .shards import ShardRules
 from .validation import is_empty_message, validate_command, validate_message
 
 API_PREFIX = "/api/v10"
@@ -238,6 +240,10 @@ class FakeDiscord:
         self.sessions: dict[str, GatewaySession] = {}
         self.gateway_connections: list[GatewayConnection] = []
         self.identify_count = 0
+        self.shards = ShardRules()
+        """IDENTIFY rules and records: ``max_concurrency``, ``identify_interval`` ... (see ``shards``)."""
+        self.global_limit: GlobalRateLimit | None = None
+        """Discord's global 50 requests/s, answered with 429s when set (see ``ratelimit``)."""
         self.resume_count = 0
         self.failed_resume_count = 0
 
@@ -1490,6 +1496,10 @@ class FakeDiscord:
         route, params = matched
         if route.auth and self.require_auth and request.headers.get("Authorization") != f"Bot {self.token}":
             return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+        if self.global_limit is not None and route.auth:
+            retry_after = self.global_limit.check(path)
+            if retry_after is not None:
+                return ratelimited_response(retry_after, global_=True, scope="global")
         bucket = self._bucket(route)
         fault = next((r for r in self.faults if r.status is not None and r.matches(method, path)), None)
         if fault is not None:
@@ -1589,16 +1599,7 @@ class FakeDiscord:
 
     @_route("GET", r"/gateway/bot")
     async def _r_gateway_bot(self, req: _ApiRequest) -> Any:
-        return {
-            "url": self.gateway_url,
-            "shards": self.shard_count,
-            "session_start_limit": {
-                "total": 1000,
-                "remaining": 999,
-                "reset_after": 14_400_000,
-                "max_concurrency": 1,
-            },
-        }
+        return self.shards.gateway_bot(self.gateway_url, self.shard_count)
 
     # --- application commands
     def _check_app(self, req: _ApiRequest) -> None:
@@ -2111,10 +2112,13 @@ class FakeDiscord:
         if self.require_auth and data.get("token") != self.token:
             await conn.close(4004, b"Authentication failed")
             return
-        shard = data.get("shard") or [0, 1]
-        shard_id, shard_count = int(shard[0]), int(shard[1])
-        if shard_count < 1 or not 0 <= shard_id < shard_count:
-            await conn.close(4010, b"Invalid shard")
+        live = [g.id for g in self.guilds.values() if not g.removed]
+        shard_id, shard_count, refusal = self.shards.admit(data.get("shard"), live)
+        if refusal is not None and refusal.close_code is not None:
+            await conn.close(refusal.close_code, refusal.reason.encode())
+            return
+        if refusal is not None:  # over the identify concurrency: op 9, as Discord answers
+            await conn.send_json({"op": Op.INVALID_SESSION, "d": False, "s": None, "t": None})
             return
         for old in self.sessions.values():
             if old.alive and old.shard_id == shard_id and old.shard_count == shard_count:
