@@ -11,6 +11,9 @@ and `PaperService.preview` while a probe task measures how late the event loop w
 longest stall). The baseline is the load-everything approach the index replaced: load the newest
 20,000 papers and run the matcher on the event loop. With PAPERWATCH_TEST_PG_URL set, the same
 runs on PostgreSQL too (in a scratch database that is dropped afterwards).
+
+The machine is shared: other processes on its two cores make both latencies and stalls longer
+(the event loop waits for a core as much as for the search), so compare runs on a quiet machine.
 """
 
 from __future__ import annotations
@@ -219,6 +222,9 @@ async def run_on(
         # the garbage collector's full passes, and so the stalls, longer than the bot's)
         del papers
         gc.collect()
+        # as the bot does once started (bot/discord/runner.py): what start-up made is never
+        # garbage, so the collector's full passes leave it out and stay short
+        gc.freeze()
         print(f"  stored {count:,} papers in {fill_seconds:.1f} s")
         await core.papers.search(queries[0])  # warm the caches once
         searches, search_stall = await timed([lambda q=q: core.papers.search(q) for q in queries])
@@ -229,6 +235,7 @@ async def run_on(
         sample = queries[:: max(1, len(queries) // baseline)][:baseline]
         base, base_stall = await timed([lambda q=q: load_everything(core, q) for q in sample])
     finally:
+        gc.unfreeze()
         await core.close()
     both = searches + previews
     result: dict[str, Any] = {
