@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -72,7 +73,8 @@ def intents() -> discord.Intents:
 
 
 class PaperwatchClient(discord.Client):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **sharding: Any) -> None:
+        """`sharding`: `shard_count` and `shard_ids`, for the sharded client (bot/discord/shards.py)."""
         super().__init__(
             intents=intents(),
             member_cache_flags=discord.MemberCacheFlags.none(),
@@ -81,6 +83,7 @@ class PaperwatchClient(discord.Client):
             allowed_mentions=NO_MENTIONS,
             guild_ready_timeout=settings.discord.guild_ready_timeout,
             http_trace=request_trace(settings.discord.api_base),
+            **sharding,
         )
         self.settings = settings
         self.tree = app_commands.CommandTree(self)
@@ -96,6 +99,11 @@ class PaperwatchClient(discord.Client):
         self.timetable = timetable
         add_commands(self.tree, services)
 
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process syncs the command tree (of several, the one holding shard 0)."""
+        return True
+
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         if not initial:
             await asyncio.sleep(self.settings.discord.identify_delay)
@@ -106,7 +114,8 @@ class PaperwatchClient(discord.Client):
         assert self.services is not None and self.timetable is not None
         # old messages' components answer from the first event on: their custom ids carry all
         self.add_dynamic_items(*paper_items())
-        await self.sync_commands()
+        if self.syncs_commands:
+            await self.sync_commands()
         report = await self.services.deliverer.recover()
         if report.messages:
             log.info("re-sent %d unconfirmed messages after a restart", report.messages)
