@@ -33,6 +33,11 @@ Modules:
 * ``model``: :class:`StoredMessage` (``content``, ``embeds``, ``nonce``, ``allowed_mentions``,
   ``pings``, ``data`` = the API object), :class:`Perm` bits, guild/channel/user records.
 * ``client``: ``running_client(client, fake)`` — run a plain ``discord.Client`` against the fake.
+* ``shards``: ``fake.shards`` — IDENTIFY rules (4010 invalid shard, 4011 sharding required, op 9
+  over ``max_concurrency`` per ``identify_interval`` when set), every IDENTIFY recorded with its
+  time (``accepted()``, ``gaps()``), and what ``GET /gateway/bot`` answers.
+* ``ratelimit``: ``fake.global_limit = GlobalRateLimit(50)`` — Discord's global requests-per-second
+  limit, answered with ``global: true`` 429s (off by default).
 
 discord.py facts the fake relies on / tests must know:
 
