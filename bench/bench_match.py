@@ -8,6 +8,13 @@ Papers are the real fixture papers (HF Daily Papers and the arXiv RSS capture), 
 up with synthetic papers built from real titles and abstract sentences. Watches are
 random queries over the fixture vocabulary with a popularity skew. Parsing is not
 timed; compiling the watches, indexing the papers and matching are.
+
+With --million the watches are topped up to 1,000,000 and compiled as they are made, the
+way the bot holds them: the compiled set, not a million parsed queries. Then single
+watches are added, removed, paused and resumed, each timed on its own, and the matches
+afterwards must be the matches before. Figures are written to bench/results/match.json
+(`million` holds the 1,000,000-watch run, also in match_1m.json), with the machine's
+load average beside them.
 """
 
 from __future__ import annotations
@@ -15,15 +22,19 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import re
 import resource
+import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from pathlib import Path
 
+import psutil
 from defusedxml import ElementTree
 
 from bot.domain.batch import PaperBatch
@@ -33,6 +44,7 @@ from bot.domain.parser import parse_query
 from bot.domain.query import ParseError, Query
 from bot.domain.text import words
 from bot.domain.watchset import WatchSet
+from bot.services.matching import WatchMatcher
 
 ROOT = Path(__file__).resolve().parent.parent
 FEEDS = ROOT / "tests" / "fixtures" / "feeds"
@@ -201,23 +213,55 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(
-    papers: list[Paper],
-    watches: list[tuple[int, Query, int | None]],
-    rng: random.Random,
-    naive_sample: int,
-) -> dict[str, object]:
+Watches = list[tuple[int, Query, int | None]]
+
+
+def rss_mb() -> float:
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def run(papers: list[Paper], watches: Watches, rng: random.Random, naive_sample: int) -> dict[str, object]:
     gc.collect()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     watch_set = WatchSet.build(watches)
-    compiled = time.perf_counter()
+    compile_seconds = time.perf_counter() - started
+    compile_cpu = time.process_time() - cpu_started
+    sample = rng.sample(watches, min(naive_sample, len(watches)))
+    result = measure(papers, watch_set, (compile_seconds, compile_cpu), sample)
+    result["matcher_add_watch_ms"] = matcher_add_ms(watches)
+    return result
+
+
+def matcher_add_ms(watches: Watches) -> float:
+    """The matcher handed the active watches with one more: median ms to apply the difference."""
+    matcher = WatchMatcher(lookback_hours=24, query_length=300)
+    matcher._compiled(watches[:-20])
+    times = []
+    for count in range(len(watches) - 19, len(watches) + 1):
+        active = watches[:count]
+        started = time.perf_counter()
+        matcher._compiled(active)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 3)
+
+
+def measure(
+    papers: list[Paper], watch_set: WatchSet, compiling: tuple[float, float], sample: Watches
+) -> dict[str, object]:
+    """Index the papers and match them; `compiling`: the wall-clock and CPU seconds of the compile."""
+    compile_seconds, compile_cpu = compiling
+    gc.collect()
+    started, cpu_started = time.perf_counter(), time.process_time()
     batch = PaperBatch.build(papers)
     indexed = time.perf_counter()
     matched = watch_set.match(batch)
     finished = time.perf_counter()
-    seconds = finished - started
-
-    sample = rng.sample(watches, min(naive_sample, len(watches)))
+    seconds = compile_seconds + finished - started
+    cpu_seconds = compile_cpu + time.process_time() - cpu_started
     # The naive loop gets each paper's words prepared once, as the batch matcher does: what
     # it is measured on is evaluating every watch on every paper, one pair at a time.
     words_started = time.perf_counter()
@@ -237,23 +281,116 @@ def run(
     batch_on_sample = {w: b for w, b in matched.items() if w in sampled_ids}
     if naive != batch_on_sample:
         raise SystemExit("batch matcher and naive evaluator disagree")
-    naive_seconds = words_seconds + naive_sample_seconds * len(watches) / len(sample)
+    watch_count = len(watch_set)
+    naive_seconds = words_seconds + naive_sample_seconds * watch_count / len(sample)
     return {
         "papers": len(papers),
-        "watches": len(watches),
+        "watches": watch_count,
         "seconds": round(seconds, 4),
-        "compile_seconds": round(compiled - started, 4),
-        "index_seconds": round(indexed - compiled, 4),
+        "compile_seconds": round(compile_seconds, 4),
+        "index_seconds": round(indexed - started, 4),
         "match_seconds": round(finished - indexed, 4),
+        "cpu_seconds": round(cpu_seconds, 4),
         "papers_per_second": round(len(papers) / seconds, 1),
         "distinct_leaves": watch_set.leaf_count,
         "watches_matching": len(matched),
         "matches": sum(b.bit_count() for b in matched.values()),
         "naive_seconds": round(naive_seconds, 2),
         "naive_sample_watches": len(sample),
-        "naive_extrapolated": len(sample) < len(watches),
+        "naive_extrapolated": len(sample) < watch_count,
         "speedup": round(naive_seconds / seconds, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "fingerprint": fingerprint(matched),
+        "load_average": load_average(),
+    }
+
+
+def fingerprint(matched: dict[int, int]) -> str:
+    """A digest of a match result, whatever its order: equal results have equal digests."""
+    total = sum(hash((watch_id, bits)) for watch_id, bits in matched.items())
+    return f"{len(matched)}:{sum(b.bit_count() for b in matched.values())}:{total % 2**61:x}"
+
+
+def million(
+    papers: list[Paper], first: Watches, maker: WatchMaker, seed: int, naive_sample: int
+) -> dict[str, object]:
+    """1,000,000 watches: `first` topped up with new ones, compiled chunk by chunk as they are made.
+
+    Only the compiled set is kept, with a sample of the parsed queries for the naive check and
+    for pausing and resuming.
+    """
+    picker = random.Random(seed + 1)
+    sample: Watches = []
+    seen = 0
+
+    def keep(chunk: Watches) -> None:  # reservoir sampling over the stream of watches
+        nonlocal seen
+        for watch in chunk:
+            seen += 1
+            if len(sample) < naive_sample:
+                sample.append(watch)
+            elif (slot := picker.randrange(seen)) < naive_sample:
+                sample[slot] = watch
+
+    gc.collect()
+    rss_before = rss_mb()
+    watch_set = WatchSet()
+    compile_seconds = compile_cpu = 0.0
+    chunk = [(index + 1, query, least) for index, (_, query, least) in enumerate(first)]
+    while True:
+        keep(chunk)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        watch_set.extend(chunk)
+        compile_seconds += time.perf_counter() - started
+        compile_cpu += time.process_time() - cpu_started
+        made = len(watch_set)
+        if made >= 1_000_000:
+            break
+        chunk = [
+            (made + index + 1, query, least)
+            for index, (_, query, least) in enumerate(maker.watches(min(10_000, 1_000_000 - made)))
+        ]
+    del chunk
+    first.clear()
+    gc.collect()
+    result = measure(papers, watch_set, (compile_seconds, compile_cpu), sample)
+    result["watch_set_mb"] = round(rss_mb() - rss_before, 1)
+    result.update(changes(papers, watch_set, maker, picker.sample(sample, 20)))
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    result["load_average"] = load_average()
+    return result
+
+
+def changes(
+    papers: list[Paper], watch_set: WatchSet, maker: WatchMaker, existing: Watches
+) -> dict[str, object]:
+    """Single watches added, removed, paused and resumed on the full set, each timed on its own."""
+    newcomers = [(2_000_000 + n, query, least) for n, (_, query, least) in enumerate(maker.watches(20))]
+
+    def timed(action: Callable[..., None], items: list[tuple[object, ...]]) -> list[float]:
+        times = []
+        for item in items:
+            started = time.perf_counter()
+            action(*item)
+            times.append((time.perf_counter() - started) * 1000)
+        return times
+
+    added = timed(watch_set.add, list(newcomers))
+    removed = timed(watch_set.remove, [(watch_id,) for watch_id, _, _ in newcomers])
+    paused = timed(watch_set.remove, [(watch_id,) for watch_id, _, _ in existing])
+    resumed = timed(watch_set.add, list(existing))
+    started = time.perf_counter()
+    again = fingerprint(watch_set.match(PaperBatch.build(papers)))
+    match_again_seconds = time.perf_counter() - started
+    return {
+        "add_watch_ms": round(statistics.median(added), 3),
+        "add_watch_ms_max": round(max(added), 3),
+        "remove_watch_ms": round(statistics.median(removed), 3),
+        "pause_watch_ms": round(statistics.median(paused), 3),
+        "resume_watch_ms": round(statistics.median(resumed), 3),
+        "single_changes": len(added),
+        "fingerprint_after_changes": again,
+        "match_after_changes_seconds": round(match_again_seconds, 4),
     }
 
 
@@ -293,12 +430,17 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.million:
-        watches.extend(maker.watches(1_000_000 - len(watches)))
-        watches = [(index + 1, query, min_upvotes) for index, (_, query, min_upvotes) in enumerate(watches)]
-        million = run(papers, watches, rng, args.naive_sample)
-        show(million)
-        result["million"] = million
-        (RESULTS / "match_1m.json").write_text(json.dumps(million, indent=2) + "\n", encoding="utf-8")
+        big = million(papers, watches, maker, args.seed, args.naive_sample)
+        show(big)
+        print(
+            f"          one watch: add {big['add_watch_ms']} ms, remove {big['remove_watch_ms']} ms, "
+            f"pause {big['pause_watch_ms']} ms, resume {big['resume_watch_ms']} ms; "
+            f"compiled set {big['watch_set_mb']} MB; load average {big['load_average']}"
+        )
+        if big["fingerprint_after_changes"] != big["fingerprint"]:
+            raise SystemExit("matches after adding and removing single watches differ from before")
+        result["million"] = big
+        (RESULTS / "match_1m.json").write_text(json.dumps(big, indent=2) + "\n", encoding="utf-8")
     (RESULTS / "match.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 

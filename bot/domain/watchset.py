@@ -22,7 +22,8 @@ _AND, _OR, _NOT = 0, 1, 2
 Program: TypeAlias = int | tuple[int, tuple["Program", ...]]
 """A compiled watch: a leaf slot, or (operator, operands)."""
 
-_SINGLE, _PAIR, _TRIPLE, _OTHER = 0, 1, 2, 3
+_OTHER = 3
+"""The shape of the watches kept as programs (`_Bucket.shapes`)."""
 _BUCKET_BITS = 10
 """Watches are kept in buckets of 1,024 consecutive ids, so one is found by scanning a small bucket
 (and watches made one after the other are stored side by side)."""
@@ -78,6 +79,9 @@ class WatchSet:
     an AND of two or three leaves) are kept in flat integer arrays, so that evaluating a
     watch is a couple of bitwise operations. `add` and `remove` give the same matches as
     compiling the resulting watches afresh with `build`.
+
+    A set is changed in place: callers sharing one between threads never change it while
+    it is being matched.
     """
 
     def __init__(self) -> None:
@@ -111,44 +115,51 @@ class WatchSet:
         compile_node, upvotes = self._compiler()
         buckets = self._buckets
         number, bucket = None, None
-        used: list[int] = []
-        """The slots of the new watches, one entry per watch using it: counted at the end, in C."""
+        used: list[int] = []  # a slot per watch using it, counted at the end (in C)
         use, use_all = used.append, used.extend
         count = 0
+        finished = False
         with collector_paused():
-            for watch_id, query, min_upvotes in watches:
-                program = compile_node(query.root)
-                if min_upvotes is not None:
-                    program = _combine(_AND, [program, upvotes(min_upvotes)])
-                if watch_id >> _BUCKET_BITS != number or bucket is None:
-                    number = watch_id >> _BUCKET_BITS
-                    bucket = buckets.get(number)
-                    if bucket is None:
-                        bucket = buckets[number] = _Bucket()
-                count += 1
-                if type(program) is int:
-                    use(program)
-                    leaves, ids = bucket.single
-                    leaves.append(program)
-                    ids.append(watch_id)
-                    continue
-                operator, operands = cast("tuple[int, tuple[int, ...]]", program)
-                # Leaves come first in a program: when the last operand is a leaf, all are.
-                if operator == _AND and len(operands) <= 3 and type(operands[-1]) is int:
-                    use_all(operands)
-                    columns = bucket.pair if len(operands) == 2 else bucket.triple
-                    for column, operand in zip(columns, operands, strict=False):
-                        column.append(operand)
-                    columns[-1].append(watch_id)
-                    continue
-                use_all(_slots_of(program))
-                programs, other_ids = bucket.other
-                programs.append(program)
-                other_ids.append(watch_id)
-            users = self._users
-            for slot, times in Counter(used).items():
-                users[slot] += times
-        self._count += count
+            try:
+                for watch_id, query, min_upvotes in watches:
+                    program = compile_node(query.root)
+                    if min_upvotes is not None:
+                        program = _combine(_AND, [program, upvotes(min_upvotes)])
+                    if watch_id >> _BUCKET_BITS != number or bucket is None:
+                        number = watch_id >> _BUCKET_BITS
+                        bucket = buckets.get(number)
+                        if bucket is None:
+                            bucket = buckets[number] = _Bucket()
+                    if type(program) is int:
+                        leaves, ids = bucket.single
+                        ids.append(watch_id)  # first: an id out of range leaves no partial row
+                        leaves.append(program)
+                        use(program)
+                        count += 1
+                        continue
+                    operator, operands = cast("tuple[int, tuple[int, ...]]", program)
+                    # Leaves come first in a program: when the last operand is a leaf, all are.
+                    if operator == _AND and len(operands) <= 3 and type(operands[-1]) is int:
+                        columns = bucket.pair if len(operands) == 2 else bucket.triple
+                        columns[-1].append(watch_id)
+                        for column, operand in zip(columns, operands, strict=False):
+                            column.append(operand)
+                        use_all(operands)
+                        count += 1
+                        continue
+                    programs, other_ids = bucket.other
+                    other_ids.append(watch_id)
+                    programs.append(program)
+                    use_all(_slots_of(program))
+                    count += 1
+                finished = True
+            finally:
+                users = self._users
+                for slot, times in Counter(used).items():
+                    users[slot] += times
+                self._count += count
+                if not finished:
+                    self._drop_unused()
 
     def add(self, watch_id: int, query: Query, min_upvotes: int | None = None) -> None:
         """Compile one more watch into the set; ValueError if `watch_id` is already in it."""
@@ -224,6 +235,12 @@ class WatchSet:
         for probe in self._slot_probes[slot]:
             del self._probes[probe]
         self._slot_probes[slot] = []
+
+    def _drop_unused(self) -> None:
+        """Free the slots compiled for a watch that could not be added."""
+        users = self._users
+        for slot in [s for s, key in enumerate(self._keys) if key is not None and not users[s]]:
+            self._drop(slot)
 
     def _slot(self, probe: Hashable, leaf: Leaf) -> int:
         """The slot of a leaf not found by `probe`: found by its key, or a new one."""

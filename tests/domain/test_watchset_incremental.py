@@ -203,6 +203,15 @@ class TestOneWatchAtATime:
         with pytest.raises(KeyError):
             watch_set.remove(5000)
 
+    def test_an_id_out_of_range_changes_nothing(self):
+        watch_set = WatchSet.build([(1, parse_query("diffusion"), None)])
+        with pytest.raises(OverflowError):
+            watch_set.add(2**70, parse_query("diffusion agent"))
+        assert watch_set.leaf_count == 1
+        watch_set.remove(1)
+        assert len(watch_set) == 0
+        assert watch_set.match(BATCH) == {}
+
     def test_min_upvotes_is_released_with_its_watch(self):
         watch_set = WatchSet()
         watch_set.add(1, parse_query("diffusion"), 20)
