@@ -134,6 +134,10 @@ class TargetRow(Base):
     recommend_per_day: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     last_recommended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """Papers first seen after this are new for the next recommendations."""
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    """The process delivering to this target now (several processes: bot/services/leases.py)."""
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Until when `claimed_by` holds the target; its heartbeat renews it, another may take it after."""
 
     watches: Mapped[list[WatchRow]] = relationship(back_populates="target", cascade="all, delete-orphan")
 
@@ -183,6 +187,8 @@ class DeliveryRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason: Mapped[str | None] = mapped_column(Text)
     """Why a recommended paper was chosen (the liked papers it is closest to); NULL for watch matches."""
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    """The process that claimed this delivery (host:pid:random); another one never re-sends it blindly."""
 
 
 class FeedbackRow(Base):
@@ -228,6 +234,17 @@ class FeedStateRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProcessRow(Base):
+    """A running `paperwatch run` process and its last heartbeat (several processes on PostgreSQL)."""
+
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    """`host:pid:random`, new at every start."""
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class BotStateRow(Base):

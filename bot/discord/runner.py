@@ -24,7 +24,9 @@ from bot.services.clock import Clock, clock_from_env
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
 from bot.services.export import ExportService
+from bot.services.fanout import TokenBucket
 from bot.services.leader import Leadership
+from bot.services.leases import Leases
 from bot.services.paper_actions import PaperActions
 from bot.services.polling import FeedPoller, build_fetcher, build_http_client
 from bot.services.recommend import Recommender
@@ -88,6 +90,8 @@ class BotApp:
         self.task: asyncio.Task[None] | None = None
         self.metrics_server: MetricsServer | None = None
         self.leadership: Leadership | None = None
+        self.leases: Leases | None = None
+        self.bucket: TokenBucket | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -98,9 +102,23 @@ class BotApp:
         self.metrics_server = await start_metrics_server(
             settings, core.sessions, core.clock, gateway_probe(client)
         )
+        scaleout = settings.scaleout
+        budget = settings.discord.max_requests_per_second
+        self.bucket = bucket = TokenBucket(budget)
+        if core.engine.dialect.name == "postgresql":  # several processes may share the database
+            self.leases = Leases(
+                core.sessions,
+                heartbeat_interval=scaleout.heartbeat_interval,
+                lease=scaleout.lease,
+                on_share=lambda live: bucket.set_rate(budget / live),
+            )
+            await self.leases.start()
+            # the others count this process at their next heartbeat; till then their shares fill the budget
+            bucket.hold_off(scaleout.heartbeat_interval)
+            log.info("process %s, one of %d running", self.leases.process_id, self.leases.live)
         self.deliverer = Deliverer(
             core.sessions,
-            DiscordSender(client),
+            DiscordSender(client, bucket.take),
             render,
             core.clock,
             max_papers=settings.digest.max_papers,
@@ -108,11 +126,12 @@ class BotApp:
             before_digests=Recommender(
                 core.sessions, core.vectors, core.clock, cutoff=settings.relevance.recommend_cutoff
             ).prepare,
+            leases=self.leases,
+            concurrency=scaleout.max_concurrent_targets,
         )
         poller = FeedPoller(
             settings, build_fetcher(settings, self.http), core.sessions, core.ingestor, core.clock
         )
-        scaleout = settings.scaleout
         self.leadership = leadership = Leadership(
             core.engine, retry_interval=scaleout.leader_retry, check_interval=scaleout.leader_check
         )
@@ -180,6 +199,9 @@ class BotApp:
             await self.metrics_server.close()
         if self.leadership is not None:
             await self.leadership.stop()
+        if self.leases is not None:
+            with contextlib.suppress(Exception):  # the leases run out by themselves
+                await self.leases.stop()
         if self.core is not None:
             await self.core.close()
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -55,15 +55,22 @@ def message_payload(message: OutgoingMessage, nonce: str) -> dict[str, object]:
 
 
 class DiscordSender(Sender):
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, pace: Callable[[], Awaitable[None]] | None = None) -> None:
         self.client = client
+        self.pace = pace
+        """Awaited before every request: the process's share of the REST budget (bot/services/fanout.py)."""
         self._dm_channels: dict[int, int] = {}
+
+    async def _paced(self) -> None:
+        if self.pace is not None:
+            await self.pace()
 
     async def _channel_for(self, destination: Destination) -> int:
         if destination.kind != TARGET_USER:
             return destination.channel_id
         cached = self._dm_channels.get(destination.user_id)
         if cached is None:
+            await self._paced()
             data = await self.client.http.start_private_message(destination.user_id)
             cached = int(data["id"])
             self._dm_channels[destination.user_id] = cached
@@ -72,6 +79,7 @@ class DiscordSender(Sender):
     async def send(self, destination: Destination, message: OutgoingMessage, nonce: str) -> int:
         with _failures(destination, reading=False):
             channel_id = await self._channel_for(destination)
+            await self._paced()
             data = await self.client.http.request(
                 Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id),
                 json=message_payload(message, nonce),
@@ -93,6 +101,7 @@ class DiscordSender(Sender):
                 await self._check_history_permission(channel_id)
             after = discord.utils.time_snowflake(since)
             while True:
+                await self._paced()
                 page: list[Any] = await self.client.http.logs_from(channel_id, HISTORY_PAGE, after=after)
                 for data in page:
                     if _is_own_post(data, me.id):

@@ -10,7 +10,6 @@ against the target's history (bot/services/reconcile.py) and only what is not th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -40,6 +39,8 @@ from bot.db.repo import (
 from bot.domain.digest import Digest, DigestEntry, Match, announces_more, compose_digest
 from bot.domain.schedule import Schedule, parse_time
 from bot.services.clock import Clock
+from bot.services.fanout import TargetWork
+from bot.services.leases import Leases, due_in_turns, unclaim
 from bot.services.outbox import (
     NEXT_ALREADY,
     NEXT_CLOSING,
@@ -75,6 +76,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+HOLD_WAIT = 10.0
+"""Seconds a command (`/digest now`, Next papers) waits for another process to finish with the target."""
+
 Renderer = Callable[[Digest, str], list[OutgoingMessage]]
 """Turns a digest into messages; the second argument is "digest", "instant" or "resend"."""
 
@@ -102,6 +106,8 @@ class Deliverer:
         max_papers: int,
         nonce_window: float = DEFAULT_NONCE_WINDOW,
         before_digests: Callable[[Sequence[int]], Awaitable[object]] | None = None,
+        leases: Leases | None = None,
+        concurrency: int = 64,
     ) -> None:
         self.sessions = sessions
         self.before_digests = before_digests
@@ -112,7 +118,11 @@ class Deliverer:
         self.max_papers = max_papers
         self.nonce_window = timedelta(seconds=nonce_window)
         """How long a claim is re-sent with its own nonce; Discord must honour it at least as long."""
-        self._lock = asyncio.Lock()
+        self.leases = leases
+        """Several processes (PostgreSQL): targets are held under a lease; None = this process alone."""
+        self.process_id = leases.process_id if leases is not None else None
+        self.work = TargetWork(leases, concurrency=concurrency)
+        """One piece of work per target at a time, many targets at once (bot/services/fanout.py)."""
         self._closing = False
 
     def close(self) -> None:
@@ -124,47 +134,58 @@ class Deliverer:
 
     @contextlib.asynccontextmanager
     async def idle(self, timeout: float = 10.0) -> AsyncIterator[None]:
-        """Wait (up to `timeout`) for the send under way to finish, and start no other."""
-        try:
-            await asyncio.wait_for(self._lock.acquire(), timeout)
-        except TimeoutError:
-            log.warning("a send was still under way at shutdown; it is re-sent at next start")
+        """Wait (up to `timeout`) for the sends under way to finish, and start no other."""
+        async with self.work.quiet(timeout) as drained:
+            if not drained:
+                log.warning("a send was still under way at shutdown; it is re-sent at next start")
             yield
-            return
-        try:
-            yield
-        finally:
-            self._lock.release()
 
     # -- entry points ----------------------------------------------------------------------
 
     async def recover(self) -> DeliveryReport:
-        """Re-send every message that was claimed but not confirmed (old claims: what history lacks)."""
-        async with self._lock:
-            report = DeliveryReport()
-            async with self.sessions() as session:
-                target_ids = await DeliveryRepository(session).targets_with_claimed()
-            for target_id in target_ids:
-                if self._closing:
-                    break
-                await self._resend_claimed(target_id, report)
-            return report
+        """Re-send every message that was claimed but not confirmed (old claims: what history lacks).
+
+        With several processes, the claims of targets another live process holds are left to it.
+        """
+        report = DeliveryReport()
+        async with self.sessions() as session:
+            target_ids = await DeliveryRepository(session).targets_with_claimed()
+        if self.leases is not None:
+            target_ids = await self.leases.takeable(target_ids)
+
+        async def one(target_id: int) -> None:
+            async with self.work.hold(target_id) as mine:
+                if mine and not self._closing:
+                    await self._resend_claimed(target_id, report)
+
+        await self.work.each(target_ids, one)
+        return report
 
     async def run_due_digests(self) -> DeliveryReport:
         """Post the digest of every target whose scheduled time has come (and catch up)."""
         report = DeliveryReport()
         now = self.clock.now()
+        if self._closing:
+            return report
+        if self.leases is not None:
+            await due_in_turns(self.leases, now, self.work.concurrency, self._digests, report)
+            return report
         async with self.sessions() as session:
             due = [t.id for t in await TargetRepository(session).due_digests(now)]
+        await self._digests(due, report)
+        return report
+
+    async def _digests(self, due: Sequence[int], report: DeliveryReport) -> None:
         if due and self.before_digests is not None and not self._closing:
             try:
                 await self.before_digests(due)
             except Exception:  # the digests still go out, without what the hook would add
                 log.exception("preparing the digests of %d targets failed", len(due))
-        for target_id in due:
-            part = await self.deliver_digest(target_id, scheduled=True)
-            _merge(report, part)
-        return report
+
+        async def one(target_id: int) -> None:
+            _merge(report, await self.deliver_digest(target_id, scheduled=True))
+
+        await self.work.each(due, one)
 
     async def flush_instant(self, target_ids: Sequence[int] | None = None) -> DeliveryReport:
         """Post pending instant deliveries (all targets, or the ones named)."""
@@ -172,19 +193,21 @@ class Deliverer:
         if target_ids is None:
             async with self.sessions() as session:
                 target_ids = await DeliveryRepository(session).targets_with_pending(MODE_INSTANT)
-        for target_id in target_ids:
-            async with self._lock:
-                if self._closing:
-                    break
-                await self._resend_claimed(target_id, report)
-                await self._deliver(target_id, MODE_INSTANT, report, scheduled=False)
+
+        async def one(target_id: int) -> None:
+            async with self.work.hold(target_id) as mine:
+                if mine and not self._closing:
+                    await self._resend_claimed(target_id, report)
+                    await self._deliver(target_id, MODE_INSTANT, report, scheduled=False)
+
+        await self.work.each(target_ids, one)
         return report
 
     async def deliver_digest(self, target_id: int, *, scheduled: bool) -> DeliveryReport:
         """Post a target's pending papers now; `scheduled` also moves its next digest time."""
         report = DeliveryReport()
-        async with self._lock:
-            if self._closing:
+        async with self.work.hold(target_id, wait=0.0 if scheduled else HOLD_WAIT) as mine:
+            if self._closing or not mine:
                 return report
             await self._resend_claimed(target_id, report)
             await self._deliver(target_id, "digest", report, scheduled=scheduled)
@@ -199,8 +222,8 @@ class Deliverer:
         """
         key = f"next-page:{target_id}:{after_delivery}"
         report = DeliveryReport()
-        async with self._lock:
-            if self._closing:
+        async with self.work.hold(target_id, wait=HOLD_WAIT) as mine:
+            if self._closing or not mine:
                 return NextPage(NEXT_CLOSING)
             await self._resend_claimed(target_id, report)
             async with self.sessions.begin() as session:
@@ -237,6 +260,7 @@ class Deliverer:
             target = await session.get(TargetRow, target_id, with_for_update=True)
             if target is None:
                 return
+            before = (target.next_digest_at, target.last_digest_at)
             if scheduled:
                 schedule = Schedule(parse_time(target.digest_time), target.timezone, target.weekdays)
                 target.next_digest_at = (
@@ -253,6 +277,11 @@ class Deliverer:
                 return
             messages = await self._claim(session, rows, kind, report, now)
             destination = destination_of(target)
+        if self._closing:  # closed while claiming: this target had not started, it waits for the next start
+            ids = [d for message, _ in messages for d in message.delivery_ids]
+            await unclaim(self.sessions, target_id, ids, before if scheduled else None)
+            report.overflow = 0
+            return
         await self._send_all(destination, messages, report)
 
     async def _claim(
@@ -278,6 +307,7 @@ class Deliverer:
                 row.nonce = nonce
                 row.claimed_at = now
                 row.attempts += 1
+                row.claimed_by = self.process_id
             by_id[first].claimed_content = message.content
             messages.append((message, nonce))
         return messages
@@ -310,7 +340,7 @@ class Deliverer:
         """Settle claims older than the nonce window against history; False if that must wait."""
         try:
             settled = await settle_stale_claims(
-                self.sessions, self.sender, self.clock, target_id, self.nonce_window
+                self.sessions, self.sender, self.clock, target_id, self.nonce_window, me=self.process_id
             )
         except TargetGone as gone:
             async with self.sessions() as session:

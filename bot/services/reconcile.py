@@ -66,14 +66,24 @@ def is_stale(row: DeliveryRow, now: datetime, window: timedelta) -> bool:
     return row.claimed_at is None or now - row.claimed_at > window
 
 
+def is_foreign(row: DeliveryRow, me: str | None) -> bool:
+    """Claimed by another process (or an earlier life of this one): never re-sent blindly."""
+    return me is not None and row.claimed_by is not None and row.claimed_by != me
+
+
 async def settle_stale_claims(
     sessions: async_sessionmaker[AsyncSession],
     sender: Sender,
     clock: Clock,
     target_id: int,
     window: timedelta,
+    *,
+    me: str | None = None,
 ) -> Settlement:
     """Check a target's claims older than `window` against its history; see the module docstring.
+
+    `me`: this process's id when several share the database; claims made by another process
+    are checked against history whatever their age, and the rest claimed again by this one.
 
     Raises TargetGone or SendError from reading the history; nothing is changed then.
     """
@@ -82,7 +92,11 @@ async def settle_stale_claims(
         target = await session.get(TargetRow, target_id)
         if target is None or target.paused_reason:
             return Settlement()
-        stale = [r for r in await DeliveryRepository(session).claimed(target_id) if is_stale(r, now, window)]
+        stale = [
+            r
+            for r in await DeliveryRepository(session).claimed(target_id)
+            if is_stale(r, now, window) or is_foreign(r, me)
+        ]
         if not stale:
             return Settlement()
         destination = destination_of(target)
@@ -101,7 +115,7 @@ async def settle_stale_claims(
             if r.id in claims and r.nonce == claims[r.id][0]
         ]
         await _record_found(session, rows, found, clock.now())
-        renewed = _renew([r for r in rows if r.id not in found], target_id, clock.now())
+        renewed = _renew([r for r in rows if r.id not in found], target_id, clock.now(), me)
     settled = Settlement(found=sum(1 for r in rows if r.id in found), renewed=renewed)
     log.info(
         "target %s: %d old claimed papers found already posted, %d to send again",
@@ -131,7 +145,7 @@ async def _record_found(
         await repo.mark_sent([r.id for r in shown], message_id, now)
 
 
-def _renew(rows: Sequence[DeliveryRow], target_id: int, now: datetime) -> int:
+def _renew(rows: Sequence[DeliveryRow], target_id: int, now: datetime, me: str | None) -> int:
     """Claim again, one fresh nonce per former message: the old nonce's window is over."""
     groups: dict[str | None, list[DeliveryRow]] = {}
     for row in sorted(rows, key=lambda r: r.id):
@@ -146,5 +160,6 @@ def _renew(rows: Sequence[DeliveryRow], target_id: int, now: datetime) -> int:
             row.claimed_at = now
             row.attempts = attempt
             row.claimed_content = None
+            row.claimed_by = me
         group[0].claimed_content = content
     return len(rows)

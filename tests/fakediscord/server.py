@@ -41,6 +41,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 
 from .attachments import ROUTE as ATTACHMENT_ROUTE
 from .attachments import AttachmentStore
+from .channel_limit import ChannelMessageLimit
 from .components import check_pick
 from .errors import DiscordHTTPError, FaultRule, FormErrors, form_error, json_response, ratelimited_response
 from .gateway import SESSION_ENDING_CLOSE_CODES, GatewayConnection, GatewaySession, Op
@@ -244,6 +245,8 @@ class FakeDiscord:
         """IDENTIFY rules and records: ``max_concurrency``, ``identify_interval`` ... (see ``shards``)."""
         self.global_limit: GlobalRateLimit | None = None
         """Discord's global 50 requests/s, answered with 429s when set (see ``ratelimit``)."""
+        self.channel_limit: ChannelMessageLimit | None = None
+        """Discord's 5 messages per 5 s per channel, with headers and 429s, when set (``channel_limit``)."""
         self.resume_count = 0
         self.failed_resume_count = 0
 
@@ -1501,6 +1504,9 @@ class FakeDiscord:
             if retry_after is not None:
                 return ratelimited_response(retry_after, global_=True, scope="global")
         bucket = self._bucket(route)
+        per_channel = self.channel_limit.check(method, path) if self.channel_limit is not None else None
+        if per_channel is not None and per_channel.retry_after is not None:
+            return ratelimited_response(per_channel.retry_after, scope="user", bucket=bucket)
         fault = next((r for r in self.faults if r.status is not None and r.matches(method, path)), None)
         if fault is not None:
             fault.hits += 1
@@ -1531,6 +1537,8 @@ class FakeDiscord:
                     "X-RateLimit-Bucket": bucket,
                 }
             )
+            if per_channel is not None:
+                response.headers.update(per_channel.headers(bucket))
         return response
 
     # ------------------------------------------------------------------ REST routes
