@@ -97,11 +97,13 @@ class Neighbours:
 
 @dataclass(frozen=True, slots=True)
 class UserModel:
-    classifier: LogisticRegression
+    weights: np.ndarray
+    """One weight per term of the vocabulary (zero for the terms training never saw)."""
+    intercept: float
     positives: scipy.sparse.csr_matrix
 
     def margins(self, candidates: scipy.sparse.csr_matrix) -> np.ndarray:
-        return np.asarray(self.classifier.decision_function(candidates), dtype=np.float64).ravel()
+        return np.asarray(candidates @ self.weights, dtype=np.float64).ravel() + self.intercept
 
     def scores(self, candidates: scipy.sparse.csr_matrix, neighbours: Neighbours | None = None) -> np.ndarray:
         """Each candidate's score from 0 to 1 (the smoothed margin through a logistic)."""
@@ -128,9 +130,18 @@ def train(
     labels[: positives.shape[0]] = 1
     if labels.min() == 1:
         raise ValueError("a model needs some negatives or background papers")
+    # Terms absent from every training row get no weight under L2 regularisation, so the
+    # model is fitted on the columns the rows use: the same model, a far smaller problem.
+    used = np.unique(rows.indices)
     classifier = LogisticRegression(C=REGULARISATION, class_weight="balanced", max_iter=1000)
-    classifier.fit(rows, labels)
-    return UserModel(classifier=classifier, positives=scipy.sparse.csr_matrix(positives))
+    classifier.fit(rows[:, used], labels)
+    weights = np.zeros(rows.shape[1], dtype=np.float64)
+    weights[used] = classifier.coef_.ravel()
+    return UserModel(
+        weights=weights,
+        intercept=float(classifier.intercept_[0]),
+        positives=scipy.sparse.csr_matrix(positives),
+    )
 
 
 def closest_liked(

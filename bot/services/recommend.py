@@ -63,15 +63,37 @@ class RecommendReport:
     seconds_per_user: list[float] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Day:
+    """What every user of a round shares: the vectors, the candidates and their neighbours."""
+
+    matrix: scipy.sparse.csr_matrix
+    rows: np.ndarray
+    """The candidates' rows of `matrix`."""
+    seen: np.ndarray
+    """When each candidate was first seen (POSIX seconds)."""
+    row_of: dict[str, int]
+    sample: np.ndarray
+    """Rows of the stored papers drawn as background for this round."""
+    candidates: scipy.sparse.csr_matrix | None = None
+    neighbours: Neighbours | None = None
+
+    def prepare(self) -> None:
+        """Cut the candidates out and find their neighbours (CPU-bound: a worker thread)."""
+        self.candidates = scipy.sparse.csr_matrix(self.matrix[self.rows])
+        self.neighbours = Neighbours.of(self.candidates)
+
+
 @dataclass(frozen=True, slots=True)
-class _Job:
+class _User:
     target_id: int
-    positives: np.ndarray
-    negatives: np.ndarray
-    background: np.ndarray
-    allowed: np.ndarray
-    """Candidate positions (into the candidate block) the user may be sent."""
+    user_id: int
     per_day: int
+    since: float
+    positives: list[str]
+    negatives: list[str]
+    delivered: list[int]
+    """Candidate positions already delivered to the user."""
 
 
 def why_line(titles: Sequence[str]) -> str:
@@ -85,32 +107,35 @@ def _short(title: str) -> str:
     return flat if len(flat) <= TITLE_CHARS else flat[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def _run_jobs(
-    matrix: scipy.sparse.csr_matrix,
-    candidates: scipy.sparse.csr_matrix,
-    neighbours: Neighbours,
-    jobs: Sequence[_Job],
-    cutoff: float,
-    timings: list[float],
+def _run_batch(
+    day: _Day, users: Sequence[_User], background: int, cutoff: float, timings: list[float]
 ) -> list[list[Recommendation]]:
     """Train and rank for a batch of users (CPU-bound: a worker thread)."""
+    assert day.candidates is not None and day.neighbours is not None
     out = []
-    for job in jobs:
+    for user in users:
         started = time.perf_counter()
+        positives = np.array([day.row_of[p] for p in user.positives if p in day.row_of], dtype=np.int64)
+        negatives = np.array([day.row_of[p] for p in user.negatives if p in day.row_of], dtype=np.int64)
+        pool = np.setdiff1d(day.sample, np.concatenate([positives, negatives]))
+        chosen = pool[sample_background(pool.size, background, zlib.crc32(str(user.user_id).encode()))]
+        allowed = np.setdiff1d(
+            np.flatnonzero(day.seen >= user.since), np.array(user.delivered, dtype=np.int64)
+        )
         found: list[Recommendation] = []
-        if job.allowed.size:
+        if allowed.size:
             try:
-                model = train(matrix[job.positives], matrix[job.negatives], matrix[job.background])
+                model = train(day.matrix[positives], day.matrix[negatives], day.matrix[chosen])
             except ValueError:  # liked papers without text, or nothing to contrast them with
                 model = None
             if model is not None:
                 found = rank(
                     model,
-                    candidates,
-                    top=job.per_day,
+                    day.candidates,
+                    top=user.per_day,
                     cutoff=cutoff,
-                    neighbours=neighbours,
-                    allowed=job.allowed,
+                    neighbours=day.neighbours,
+                    allowed=allowed,
                 )
         out.append(found)
         timings.append(time.perf_counter() - started)
@@ -161,56 +186,43 @@ class Recommender:
         matrix, found = await self.vectors.vectors_of([*candidate_ids, *sorted(labelled), *sample])
         row_of = {paper_id: row for row, paper_id in enumerate(found)}
         candidate_ids = [p for p in candidate_ids if p in row_of]
-        first_seen = dict(fresh)
-        jobs = [
-            self._job(
-                t, feedback[t.user_id], candidate_ids, first_seen, since[t.id], delivered, row_of, sample
+        position = {paper_id: i for i, paper_id in enumerate(candidate_ids)}
+        seen = dict(fresh)
+        sent: dict[int, list[int]] = {}
+        for target_id, paper_id in delivered:
+            if paper_id in position:
+                sent.setdefault(target_id, []).append(position[paper_id])
+        day = _Day(
+            matrix=matrix,
+            rows=np.array([row_of[p] for p in candidate_ids], dtype=np.int64),
+            seen=np.array([seen[p].timestamp() for p in candidate_ids], dtype=np.float64),
+            row_of=row_of,
+            sample=np.array([row_of[p] for p in sample if p in row_of], dtype=np.int64),
+        )
+        users = [
+            _User(
+                target_id=t.id,
+                user_id=t.user_id,
+                per_day=t.recommend_per_day,
+                since=since[t.id].timestamp(),
+                positives=feedback[t.user_id].positives,
+                negatives=feedback[t.user_id].negatives,
+                delivered=sent.get(t.id, []),
             )
             for t in ready
         ]
-        candidates = matrix[np.array([row_of[p] for p in candidate_ids], dtype=np.int64)]
-        neighbours = await asyncio.to_thread(Neighbours.of, candidates)
+        await asyncio.to_thread(day.prepare)
         picks: dict[int, list[Recommendation]] = {}
-        for start in range(0, len(jobs), USERS_PER_BATCH):
-            batch = jobs[start : start + USERS_PER_BATCH]
+        for start in range(0, len(users), USERS_PER_BATCH):
+            batch = users[start : start + USERS_PER_BATCH]
             results = await asyncio.to_thread(
-                _run_jobs, matrix, candidates, neighbours, batch, self.cutoff, report.seconds_per_user
+                _run_batch, day, batch, self.background, self.cutoff, report.seconds_per_user
             )
-            picks.update({job.target_id: found_ for job, found_ in zip(batch, results, strict=True)})
-        report.users = len(jobs)
+            picks.update({user.target_id: found_ for user, found_ in zip(batch, results, strict=True)})
+        report.users = len(users)
         report.papers = await self._record(ready, feedback, picks, candidate_ids, now)
         log.info("recommendations: %d papers for %d users", report.papers, report.users)
         return report
-
-    def _job(
-        self,
-        target: TargetRow,
-        feedback: UserFeedback,
-        candidate_ids: list[str],
-        first_seen: dict[str, datetime],
-        since: datetime,
-        delivered: set[tuple[int, str]],
-        row_of: dict[str, int],
-        sample: list[str],
-    ) -> _Job:
-        positives = [row_of[p] for p in feedback.positives if p in row_of]
-        negatives = [row_of[p] for p in feedback.negatives if p in row_of]
-        pool = np.array([row_of[p] for p in sample if p in row_of], dtype=np.int64)
-        pool = np.setdiff1d(pool, np.array(positives + negatives, dtype=np.int64))
-        chosen = sample_background(pool.size, self.background, zlib.crc32(str(target.user_id).encode()))
-        allowed = [
-            position
-            for position, paper_id in enumerate(candidate_ids)
-            if first_seen[paper_id] >= since and (target.id, paper_id) not in delivered
-        ]
-        return _Job(
-            target_id=target.id,
-            positives=np.array(positives, dtype=np.int64),
-            negatives=np.array(negatives, dtype=np.int64),
-            background=pool[chosen],
-            allowed=np.array(allowed, dtype=np.int64),
-            per_day=target.recommend_per_day,
-        )
 
     async def _record(
         self,
