@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python -m bench.bench_search
 	$(BIN)/python -m bench.bench_relevance
 	$(BIN)/python -m bench.bench_clicks
+	$(BIN)/python -m bench.bench_fanout
 
 soak: install
 	$(BIN)/python -m bench.soak
