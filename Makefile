@@ -47,6 +47,10 @@ demo: install
 		echo; echo "=== paperwatch preview --query '$$q' ==="; \
 		$(BIN)/paperwatch preview --query "$$q" --feed tests/fixtures/feeds/hf_daily/2025-10-03.json || exit $$?; \
 	done
+	@echo; echo "=== paperwatch recommend: three saved diffusion papers of 2025-09-30, the best of 2025-03-17 ==="
+	$(BIN)/paperwatch recommend --feed tests/fixtures/feeds/hf_daily/2025-03-17.json \
+		--history tests/fixtures/feeds/hf_daily/2025-09-30.json \
+		--like 2509.24006 --like 2509.24695 --like 2509.25161 --top 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
