@@ -38,9 +38,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("targets") as batch:
-        batch.drop_column("lease_until")
-        batch.drop_column("claimed_by")
-    with op.batch_alter_table("deliveries") as batch:
-        batch.drop_column("claimed_by")
+    # Plain DROP COLUMN (SQLite 3.35+): a batch rebuild of `targets` would cascade-delete
+    # every delivery and watch through their ON DELETE CASCADE foreign keys.
+    op.drop_column("targets", "lease_until")
+    op.drop_column("targets", "claimed_by")
+    op.drop_column("deliveries", "claimed_by")
     op.drop_table("processes")
