@@ -17,6 +17,7 @@ back, so parts run separately keep each other's figures):
 - `like`: on the arXiv RSS listing (1,504 papers; the model reads title and abstract only,
   the categories are hidden), every paper is liked in turn; `like_same_category` is the share
   of its `like:` results whose primary arXiv category is the liked paper's.
+- `recommend` and `quality`: "recommended for you", see bench/bench_recommend.py.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 import scipy.sparse
 from sklearn.metrics.pairwise import cosine_similarity
 
+from bench import bench_recommend
 from bench.bench_match import RSS, WatchMaker, load_corpus, make_papers
 from bot.config import RelevanceSettings
 from bot.domain.batch import PaperBatch
@@ -170,7 +172,12 @@ def bench_like(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-PARTS: dict[str, Part] = {"matching": bench_matching, "like": bench_like}
+PARTS: dict[str, Part] = {
+    "matching": bench_matching,
+    "like": bench_like,
+    "recommend": bench_recommend.bench_recommend,
+    "quality": bench_recommend.bench_quality,
+}
 
 
 def merge(fields: dict[str, Any]) -> dict[str, Any]:
@@ -191,6 +198,7 @@ def main() -> None:
     parser.add_argument("--like-watches", type=int, default=5_000)
     parser.add_argument("--liked", type=int, default=1_000)
     parser.add_argument("--stored", type=int, default=20_000)
+    bench_recommend.add_arguments(parser)
     args = parser.parse_args()
     for name in args.part or list(PARTS):
         fields = PARTS[name](args)
