@@ -50,6 +50,8 @@ MAX_CANDIDATES = 20_000
 USERS_PER_BATCH = 50
 """Users trained in one worker-thread call."""
 TITLE_CHARS = 120
+VECTOR_SLICE = 1_000
+"""Paper vectors asked for at once."""
 
 
 @dataclass(slots=True)
@@ -183,7 +185,7 @@ class Recommender:
             sample = await _random_ids(session, self.background * 2)
         labelled = {p for t in ready for fb in [feedback[t.user_id]] for p in (*fb.positives, *fb.negatives)}
         candidate_ids = [paper_id for paper_id, _ in fresh if paper_id not in labelled]
-        matrix, found = await self.vectors.vectors_of([*candidate_ids, *sorted(labelled), *sample])
+        matrix, found = await self._vectors([*candidate_ids, *sorted(labelled), *sample])
         row_of = {paper_id: row for row, paper_id in enumerate(found)}
         candidate_ids = [p for p in candidate_ids if p in row_of]
         position = {paper_id: i for i, paper_id in enumerate(candidate_ids)}
@@ -223,6 +225,20 @@ class Recommender:
         report.papers = await self._record(ready, feedback, picks, candidate_ids, now)
         log.info("recommendations: %d papers for %d users", report.papers, report.users)
         return report
+
+    async def _vectors(self, ids: list[str]) -> tuple[scipy.sparse.csr_matrix, list[str]]:
+        """The stored vectors of `ids`, asked for a slice at a time so the loop is never held long."""
+        blocks: list[scipy.sparse.csr_matrix] = []
+        found: list[str] = []
+        for start in range(0, len(ids), VECTOR_SLICE):
+            block, ids_found = await self.vectors.vectors_of(ids[start : start + VECTOR_SLICE])
+            if ids_found:
+                blocks.append(block)
+                found.extend(ids_found)
+        if not blocks:
+            return scipy.sparse.csr_matrix((0, 0), dtype=np.float32), []
+        matrix = await asyncio.to_thread(scipy.sparse.vstack, blocks, format="csr")
+        return scipy.sparse.csr_matrix(matrix), found
 
     async def _record(
         self,
