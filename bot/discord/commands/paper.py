@@ -14,11 +14,14 @@ from bot.discord.commands.stats import answer_stats
 from bot.discord.embeds import code_span, escape_text, paper_embed
 from bot.domain.digest import DigestEntry
 from bot.domain.paper import Paper
+from bot.services.access import NotFound
 from bot.services.export import ExportFormat
 from bot.services.feedback import FeedbackService
 from bot.services.stats import DEFAULT_WEEKS, MAX_WEEKS
 
 SAVED_PAGE_SIZE = 10
+REMOVE_ROW = 5
+"""Remove buttons a row: a full page of 10 takes two rows, the paging buttons a third."""
 
 
 SAVED_TITLE = 80
@@ -26,15 +29,37 @@ SAVED_TITLE = 80
 MESSAGE_LIMIT = 2000
 
 
-def saved_line(paper: Paper, saved_at: datetime, title_limit: int = SAVED_TITLE) -> str:
-    """`2403.01234` [Title](<url>) · saved <date>: the id is what `/paper unsave` takes."""
+def saved_line(number: int, paper: Paper, saved_at: datetime, title_limit: int = SAVED_TITLE) -> str:
+    """`3.`, the id, the linked title, the day saved: the number is that of the paper's remove
+    button, the id what `/paper unsave` takes."""
     title = paper.title if len(paper.title) <= title_limit else paper.title[: title_limit - 1] + "…"
     stamp = int(saved_at.astimezone(UTC).timestamp())
-    return f"• {code_span(paper.arxiv_id)} [{escape_text(title)}](<{paper.url}>) · saved <t:{stamp}:d>"
+    return (
+        f"{number}. {code_span(paper.arxiv_id)} [{escape_text(title)}](<{paper.url}>) · saved <t:{stamp}:d>"
+    )
+
+
+class RemoveSavedButton(discord.ui.Button["SavedListView"]):
+    """The "✕ 3" button takes the paper of line 3 off the reading list. It names the paper, not
+    the line, so a list changed meanwhile never loses another paper."""
+
+    def __init__(self, number: int, arxiv_id: str, row: int) -> None:
+        super().__init__(
+            label=f"✕ {number}",
+            style=discord.ButtonStyle.secondary,
+            custom_id=f"pw:saved:rm:{arxiv_id}",
+            row=row,
+        )
+        self.arxiv_id = arxiv_id
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if self.view is not None:
+            await self.view.remove(interaction, self.arxiv_id)
 
 
 class SavedListView(discord.ui.View):
-    """Prev/next buttons over a reading list, one page read at a time; only its owner turns them."""
+    """A reading list, one page read at a time: a remove button for each paper listed, and
+    prev/next buttons when there is more than one page. Only its owner presses them."""
 
     def __init__(self, feedback: FeedbackService, owner_id: int, total: int) -> None:
         super().__init__(timeout=600)
@@ -42,13 +67,13 @@ class SavedListView(discord.ui.View):
         self.owner_id = owner_id
         self.total = total
         self.page = 0
-        self._sync_buttons()
+        self._sync_buttons([])
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // SAVED_PAGE_SIZE))
 
-    async def render(self) -> str:
+    async def render(self, note: str = "") -> str:
         """The current page, read again, so a change made meanwhile shows."""
         offset = self.page * SAVED_PAGE_SIZE
         papers, self.total = await self.feedback.saved(self.owner_id, offset, SAVED_PAGE_SIZE)
@@ -56,20 +81,31 @@ class SavedListView(discord.ui.View):
             self.page = self.pages - 1
             offset = self.page * SAVED_PAGE_SIZE
             papers, self.total = await self.feedback.saved(self.owner_id, offset, SAVED_PAGE_SIZE)
-        self._sync_buttons()
+        self._sync_buttons([paper.arxiv_id for paper, _ in papers])
+        note = f"{note}\n" if note else ""
         if not papers:
-            return "Your reading list is empty. Save papers with `/paper save`."
-        header = f"**Your reading list: {counted(self.total, 'paper')}, newest first**\n"
+            return note + "Your reading list is empty. Save papers with `/paper save`."
+        header = f"{note}**Your reading list: {counted(self.total, 'paper')}, newest first**\n"
         footer = f"\nPage {self.page + 1}/{self.pages}" if self.pages > 1 else ""
         for title_limit in (SAVED_TITLE, SAVED_TITLE // 2, 12):  # shorter titles if a page runs long
-            body = "\n".join(saved_line(paper, saved_at, title_limit) for paper, saved_at in papers)
+            body = "\n".join(
+                saved_line(offset + index + 1, paper, saved_at, title_limit)
+                for index, (paper, saved_at) in enumerate(papers)
+            )
             if len(header) + len(body) + len(footer) <= MESSAGE_LIMIT:
                 break
         return header + body + footer
 
-    def _sync_buttons(self) -> None:
-        self.previous.disabled = self.page == 0
-        self.next.disabled = self.page >= self.pages - 1
+    def _sync_buttons(self, listed: list[str]) -> None:
+        """A remove button for each listed paper (rows of 5), then the paging row if needed."""
+        self.clear_items()
+        first = self.page * SAVED_PAGE_SIZE + 1
+        for index, arxiv_id in enumerate(listed):
+            self.add_item(RemoveSavedButton(first + index, arxiv_id, row=index // REMOVE_ROW))
+        if self.pages > 1:
+            self.previous.disabled = self.page == 0
+            self.next.disabled = self.page >= self.pages - 1
+            self.add_item(self.previous).add_item(self.next)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
@@ -77,20 +113,35 @@ class SavedListView(discord.ui.View):
             return False
         return True
 
-    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
-        self.page = min(max(0, self.page + step), self.pages - 1)
-        content = await self.render()
+    async def _show(self, interaction: discord.Interaction, note: str = "") -> None:
+        content = await self.render(note)
         await interaction.response.edit_message(
-            content=content, view=self, allowed_mentions=discord.AllowedMentions.none()
+            content=content, view=self if self.children else None, allowed_mentions=NO_MENTIONS
         )
 
-    @discord.ui.button(label="◀ Previous", style=discord.ButtonStyle.secondary, custom_id="pw:saved:prev")
+    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        self.page = min(max(0, self.page + step), self.pages - 1)
+        await self._show(interaction)
+
+    async def remove(self, interaction: discord.Interaction, arxiv_id: str) -> None:
+        """Take a paper off the list and show the page again (the one before, if it emptied)."""
+        try:
+            paper = await self.feedback.unsave(self.owner_id, arxiv_id)
+        except NotFound:  # removed meanwhile, e.g. with `/paper unsave`
+            await self._show(interaction)
+            await reply(interaction, f"{code_span(arxiv_id)} was no longer on your reading list.")
+            return
+        await self._show(interaction, f"Removed {code_span(paper.arxiv_id)} from your reading list.")
+
+    @discord.ui.button(
+        label="◀ Previous", style=discord.ButtonStyle.secondary, custom_id="pw:saved:prev", row=2
+    )
     async def previous(
         self, interaction: discord.Interaction, button: discord.ui.Button[SavedListView]
     ) -> None:
         await self._turn(interaction, -1)
 
-    @discord.ui.button(label="Next ▶", style=discord.ButtonStyle.secondary, custom_id="pw:saved:next")
+    @discord.ui.button(label="Next ▶", style=discord.ButtonStyle.secondary, custom_id="pw:saved:next", row=2)
     async def next(self, interaction: discord.Interaction, button: discord.ui.Button[SavedListView]) -> None:
         await self._turn(interaction, 1)
 
@@ -139,7 +190,7 @@ class PaperCommands(app_commands.Group):
         content = await lister.render()
         await interaction.response.send_message(
             content,
-            view=lister if lister.pages > 1 else discord.utils.MISSING,
+            view=lister if lister.children else discord.utils.MISSING,
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
