@@ -14,6 +14,7 @@ import discord
 from discord.http import Route
 
 from bot.db.models import TARGET_USER
+from bot.discord.permissions import RestPermissions
 from bot.services.outbox import (
     Destination,
     MessageRejected,
@@ -60,6 +61,7 @@ class DiscordSender(Sender):
         self.pace = pace
         """Awaited before every request: the process's share of the REST budget (bot/services/fanout.py)."""
         self._dm_channels: dict[int, int] = {}
+        self._rest_permissions = RestPermissions(client.http, self._paced)
 
     async def _paced(self) -> None:
         if self.pace is not None:
@@ -118,15 +120,16 @@ class DiscordSender(Sender):
         if not self.client.is_ready():
             raise SendError("the bot's permissions are not known before the gateway is ready")
         channel = self.client.get_channel(channel_id)
-        if channel is None:
-            channel = await self.client.fetch_channel(channel_id)
         if isinstance(channel, discord.abc.PrivateChannel):
             return
-        guild = getattr(channel, "guild", None)
-        me = guild.me if guild is not None else None
-        if me is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        if isinstance(channel, discord.abc.GuildChannel | discord.Thread) and channel.guild.me is not None:
+            permissions = channel.permissions_for(channel.guild.me)
+        elif self.client.user is not None:
+            # a guild of a shard this process does not connect has no cache here: ask over REST
+            permissions = await self._rest_permissions.in_channel(channel_id, self.client.user.id)
+        else:
             raise SendError("the bot's permissions in the channel are not known yet")
-        if not channel.permissions_for(me).read_message_history:
+        if not permissions.read_message_history:
             raise TargetGone(NO_HISTORY)
 
     async def notify_paused(self, destination: Destination, reason: str) -> bool:
