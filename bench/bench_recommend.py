@@ -6,7 +6,9 @@
   `recommend_seconds` is the whole round (reading feedback, vectors, training, scoring,
   recording), `recommend_user_p95_ms` the 95th percentile of one user's training and scoring,
   `recommend_max_loop_stall_ms` the longest an event-loop probe task (waking every 5 ms)
-  waited meanwhile. Targets: under 60 s, stalls under 100 ms.
+  waited meanwhile. Targets: under 60 s, stalls under 100 ms. The round includes starting the
+  worker processes (`recommend_workers`; 0: they could not start, a thread did the work);
+  `recommend_load_average` is the machine's one-minute load average at the end.
 - `quality`: the arXiv RSS listing (1,504 papers; title and abstract only, categories hidden).
   For each of the 20 primary categories with the most papers, a simulated user likes 5 random
   papers of it and dislikes 5 of another of the 20; every other paper of the file is ranked. A
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -128,6 +131,9 @@ async def _round(url: str) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     done.set()
     await task
+    load = os.getloadavg()[0]  # other processes on the machine slow the round down
+    in_thread = recommender.workers.in_thread
+    await recommender.close()
     await engine.dispose()
     per_user = np.array(report.seconds_per_user) * 1000
     return {
@@ -137,6 +143,8 @@ async def _round(url: str) -> dict[str, Any]:
         "recommend_user_p95_ms": round(float(np.percentile(per_user, 95)), 1),
         "recommend_user_p50_ms": round(float(np.percentile(per_user, 50)), 1),
         "recommend_max_loop_stall_ms": round(max(stalls) * 1000, 1),
+        "recommend_workers": 0 if in_thread else recommender.workers.processes,
+        "recommend_load_average": round(load, 2),
     }
 
 

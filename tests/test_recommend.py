@@ -6,29 +6,48 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 
 import numpy as np
 import pytest
 from sklearn.metrics.pairwise import cosine_similarity
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.cli import main
 from bot.db.models import DeliveryRow, TargetRow
 from bot.discord.embeds import render
 from bot.domain.paper import FeedResult, Paper
-from bot.relevance.recommend import MIN_POSITIVES, Neighbours, TooFewPositivesError, rank, train
+from bot.relevance.recommend import (
+    MIN_POSITIVES,
+    Batch,
+    Neighbours,
+    TooFewPositivesError,
+    UserJob,
+    rank,
+    recommend,
+    run_batch,
+    train,
+)
 from bot.relevance.vectors import TextSpace
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
-from bot.services.recommend import Recommender
+from bot.services.recommend import Recommender, WorkerPool
 from tests.conftest import HF_DIR, RSS_ALL, load_feed
 from tests.test_delivery import RecordingSender
 
 MakeCore = Callable[..., Awaitable[Core]]
 USER = 4242
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[WorkerPool]:
+    """Two worker processes shared by the tests of this file (started at first use)."""
+    pool = WorkerPool(2)
+    yield pool
+    asyncio.run(pool.close())
 
 
 def rss() -> list[Paper]:
@@ -99,6 +118,79 @@ def test_cutoff_and_allowed_rows_bound_what_is_returned() -> None:
     assert {r.index for r in rank(model, candidates, top=50, allowed=allowed)} == set(allowed)
 
 
+def fixture_batch() -> Batch:
+    """Three users of the RSS fixture (liked and disliked categories) and their batch."""
+    papers = rss()
+    space = TextSpace.fit(papers)
+    tastes = [("cs.CV", "hep-ph"), ("quant-ph", "cs.CL"), ("astro-ph.GA", "math.AP")]
+    feedback = [(of(papers, liked)[:6], of(papers, disliked)[:4]) for liked, disliked in tastes]
+    labelled = {p.arxiv_id for liked, disliked in feedback for p in (*liked, *disliked)}
+    background = [p for p in papers[:600] if p.arxiv_id not in labelled][::4]
+    candidates = [p for p in papers[600:] if p.arxiv_id not in labelled]
+    store = [p for liked, disliked in feedback for p in (*liked, *disliked)] + background
+    matrix = space.transform(candidates)
+    index = {p.arxiv_id: i for i, p in enumerate(store)}
+    jobs = []
+    for number, (liked, disliked) in enumerate(feedback):
+        jobs.append(
+            UserJob(
+                positives=np.array([index[p.arxiv_id] for p in liked]),
+                negatives=np.array([index[p.arxiv_id] for p in disliked]),
+                background=np.arange(len(store) - len(background), len(store)),
+                allowed=np.arange(number, matrix.shape[0], 2),  # every other candidate
+                per_day=5,
+            )
+        )
+    return Batch(
+        rows=space.transform(store),
+        candidates=matrix,
+        neighbours=Neighbours.of(matrix),
+        cutoff=0.0,
+        users=tuple(jobs),
+    )
+
+
+async def test_a_worker_process_recommends_exactly_what_the_in_process_model_does(
+    workers: WorkerPool,
+) -> None:
+    batch = fixture_batch()
+    in_process = [found for found, _ in run_batch(batch)]
+    neighbours = await workers.run(Neighbours.of, batch.candidates)
+    from_pool = [found for found, _ in await workers.run(run_batch, batch)]
+    assert not workers.in_thread
+    assert np.array_equal(neighbours.index, batch.neighbours.index)
+    assert np.array_equal(neighbours.weight, batch.neighbours.weight)
+    assert from_pool == in_process
+    assert all(len(found) == 5 for found in from_pool)
+    for user, found in zip(batch.users, from_pool, strict=True):  # the plain per-user function
+        direct = recommend(
+            batch.rows[user.positives],
+            batch.rows[user.negatives],
+            batch.rows[user.background],
+            batch.candidates,
+            per_day=user.per_day,
+            neighbours=batch.neighbours,
+            allowed=user.allowed,
+        )
+        assert found == direct
+        assert all(r.index in set(user.allowed.tolist()) for r in found)
+
+
+async def test_where_no_worker_process_can_start_a_thread_does_the_same_work(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    batch = fixture_batch()
+    broken = WorkerPool(2, method="no-such-start-method")
+    with caplog.at_level(logging.WARNING, logger="bot.services.recommend"):
+        first = await broken.run(run_batch, batch)
+        second = await broken.run(run_batch, batch)
+    assert broken.in_thread
+    assert [f for f, _ in first] == [f for f, _ in second] == [f for f, _ in run_batch(batch)]
+    warnings = [r for r in caplog.records if "worker processes unavailable" in r.getMessage()]
+    assert len(warnings) == 1
+    await broken.close()
+
+
 # --- the service, through the outbox ------------------------------------------------------------
 
 
@@ -116,8 +208,8 @@ async def setup_store(core: Core, *, likes: int = 5) -> tuple[list[Paper], list[
     return old, new
 
 
-def recommender(core: Core, cutoff: float = 0.0) -> Recommender:
-    return Recommender(core.sessions, core.vectors, core.clock, cutoff=cutoff)
+def recommender(core: Core, workers: WorkerPool, cutoff: float = 0.0) -> Recommender:
+    return Recommender(core.sessions, core.vectors, core.clock, cutoff=cutoff, workers=workers)
 
 
 async def delivered(core: Core) -> list[DeliveryRow]:
@@ -132,12 +224,14 @@ async def user_target(core: Core) -> TargetRow:
         return target
 
 
-async def test_the_dm_digest_brings_per_day_recommendations_once_with_why_lines(make_core: MakeCore) -> None:
+async def test_the_dm_digest_brings_per_day_recommendations_once_with_why_lines(
+    make_core: MakeCore, workers: WorkerPool
+) -> None:
     core = await make_core()
     old, new = await setup_store(core)
     await core.feedback.set_recommend(USER, True, 3)
     sender = RecordingSender()
-    service = recommender(core)
+    service = recommender(core, workers)
     deliverer = Deliverer(
         core.sessions, sender, render, core.clock, max_papers=25, before_digests=service.prepare
     )
@@ -169,12 +263,14 @@ async def test_the_dm_digest_brings_per_day_recommendations_once_with_why_lines(
     assert (await user_target(core)).next_digest_at is not None  # no watches, still scheduled
 
 
-async def test_never_a_paper_already_sent_and_per_day_is_respected(make_core: MakeCore) -> None:
+async def test_never_a_paper_already_sent_and_per_day_is_respected(
+    make_core: MakeCore, workers: WorkerPool
+) -> None:
     core = await make_core()
     await setup_store(core)
     await core.feedback.set_recommend(USER, True, 4)
     target = await user_target(core)
-    service = recommender(core)
+    service = recommender(core, workers)
     first = await service.prepare([target.id])
     assert first.papers == 4
     sent_before = {r.paper_id for r in await delivered(core)}
@@ -189,20 +285,22 @@ async def test_never_a_paper_already_sent_and_per_day_is_respected(make_core: Ma
     assert not sent_before & {r.paper_id for r in rows[4:]}
 
 
-async def test_too_few_liked_papers_or_recommend_off_adds_nothing(make_core: MakeCore) -> None:
+async def test_too_few_liked_papers_or_recommend_off_adds_nothing(
+    make_core: MakeCore, workers: WorkerPool
+) -> None:
     core = await make_core()
     await setup_store(core, likes=2)
     await core.feedback.set_recommend(USER, True)
     target = await user_target(core)
-    report = await recommender(core).prepare([target.id])
+    report = await recommender(core, workers).prepare([target.id])
     assert (report.users, report.papers, report.too_few) == (0, 0, 1)
     await core.feedback.save(USER, rss()[0].arxiv_id)
     await core.feedback.set_recommend(USER, False)
-    assert (await recommender(core).prepare([target.id])).papers == 0
+    assert (await recommender(core, workers).prepare([target.id])).papers == 0
     assert await delivered(core) == []
 
 
-async def test_training_runs_off_the_event_loop(make_core: MakeCore) -> None:
+async def test_training_runs_off_the_event_loop(make_core: MakeCore, workers: WorkerPool) -> None:
     core = await make_core()
     await setup_store(core, likes=12)
     papers = rss()
@@ -225,13 +323,39 @@ async def test_training_runs_off_the_event_loop(make_core: MakeCore) -> None:
 
     task = asyncio.create_task(probe())
     started = time.perf_counter()
-    report = await recommender(core).prepare(ids)
+    report = await recommender(core, workers).prepare(ids)
     elapsed = time.perf_counter() - started
     done.set()
     await task
     assert report.users == 40 and report.papers > 0
+    assert not workers.in_thread  # trained in the worker processes
     assert len(stalls) > 20  # the loop kept turning while the models were trained
-    assert max(stalls) < 0.25, f"the event loop stalled {max(stalls) * 1000:.0f} ms in {elapsed:.1f} s"
+    assert max(stalls) < 0.15, f"the event loop stalled {max(stalls) * 1000:.0f} ms in {elapsed:.1f} s"
+
+
+async def test_the_worker_processes_and_the_thread_add_the_same_recommendations(
+    make_core: MakeCore, workers: WorkerPool
+) -> None:
+    core = await make_core()
+    await setup_store(core, likes=8)
+    await core.feedback.set_recommend(USER, True, 5)
+    target = await user_target(core)
+
+    async def run(pool: WorkerPool) -> list[tuple[str, str | None]]:
+        async with core.sessions.begin() as session:  # the same round again, from scratch
+            await session.execute(delete(DeliveryRow))
+            row = await session.get(TargetRow, target.id)
+            assert row is not None
+            row.last_recommended_at = None
+        report = await recommender(core, pool).prepare([target.id])
+        assert report.papers == 5
+        return [(r.paper_id, r.reason) for r in await delivered(core)]
+
+    in_thread = WorkerPool(0)
+    from_pool = await run(workers)
+    assert not workers.in_thread
+    assert await run(in_thread) == from_pool
+    assert in_thread.in_thread
 
 
 # --- paperwatch recommend ------------------------------------------------------------------------

@@ -92,6 +92,7 @@ class BotApp:
         self.leadership: Leadership | None = None
         self.leases: Leases | None = None
         self.bucket: TokenBucket | None = None
+        self.recommender: Recommender | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -116,6 +117,9 @@ class BotApp:
             # the others count this process at their next heartbeat; till then their shares fill the budget
             bucket.hold_off(scaleout.heartbeat_interval)
             log.info("process %s, one of %d running", self.leases.process_id, self.leases.live)
+        self.recommender = Recommender(
+            core.sessions, core.vectors, core.clock, cutoff=settings.relevance.recommend_cutoff
+        )
         self.deliverer = Deliverer(
             core.sessions,
             DiscordSender(client, bucket.take),
@@ -123,9 +127,7 @@ class BotApp:
             core.clock,
             max_papers=settings.digest.max_papers,
             nonce_window=settings.discord.nonce_window,
-            before_digests=Recommender(
-                core.sessions, core.vectors, core.clock, cutoff=settings.relevance.recommend_cutoff
-            ).prepare,
+            before_digests=self.recommender.prepare,
             leases=self.leases,
             concurrency=scaleout.max_concurrent_targets,
         )
@@ -197,6 +199,8 @@ class BotApp:
             await self.http.aclose()
         if self.metrics_server is not None:
             await self.metrics_server.close()
+        if self.recommender is not None:
+            await self.recommender.close()  # its worker processes
         if self.leadership is not None:
             await self.leadership.stop()
         if self.leases is not None:

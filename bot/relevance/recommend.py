@@ -13,6 +13,7 @@ The choices (and what else was measured) are in docs/relevance.md, "Recommendati
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -195,6 +196,62 @@ def recommend(
     """Train on the user's feedback and return the best `per_day` candidates above `cutoff`."""
     model = train(positives, negatives, background)
     return rank(model, candidates, top=per_day, cutoff=cutoff, neighbours=neighbours, allowed=allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class UserJob:
+    """One user's share of a `Batch`: row numbers of `Batch.rows`, and the candidates allowed."""
+
+    positives: np.ndarray
+    negatives: np.ndarray
+    background: np.ndarray
+    allowed: np.ndarray
+    """Candidate rows the user may be recommended (first seen since their last time, not yet sent)."""
+    per_day: int
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several users' training and ranking, in arrays only: what a worker process is sent.
+
+    `rows` holds just the papers these users train on (their feedback and the round's
+    background sample); the day's candidates and their neighbours are shared by every user.
+    """
+
+    rows: scipy.sparse.csr_matrix
+    candidates: scipy.sparse.csr_matrix
+    neighbours: Neighbours
+    cutoff: float
+    users: tuple[UserJob, ...]
+
+
+def run_batch(batch: Batch) -> list[tuple[list[Recommendation], float]]:
+    """Each user's recommendations and the seconds their training and ranking took (CPU-bound).
+
+    A user whose liked papers have no text, or who has nothing to contrast them with, gets none.
+    """
+    out: list[tuple[list[Recommendation], float]] = []
+    for user in batch.users:
+        started = time.perf_counter()
+        found: list[Recommendation] = []
+        if user.allowed.size:
+            try:
+                model = train(
+                    batch.rows[user.positives], batch.rows[user.negatives], batch.rows[user.background]
+                )
+            except ValueError:
+                model = None
+            if model is not None:
+                found = rank(
+                    model,
+                    batch.candidates,
+                    top=user.per_day,
+                    cutoff=batch.cutoff,
+                    neighbours=batch.neighbours,
+                    allowed=user.allowed,
+                )
+        out.append((found, time.perf_counter() - started))
+    return out
 
 
 def sample_background(count: int, size: int, seed: int, exclude: Sequence[int] = ()) -> np.ndarray:

@@ -7,19 +7,29 @@ stored papers. It ranks the papers first seen since the user's last recommendati
 day, the first time), leaves out every paper already delivered to them, and adds at most
 `recommend_per_day` above the cut-off as pending deliveries of their DM target, each with the
 "why" line in `reason`. The outbox then sends them with the digest: exactly once, with a
-nonce, no allowed mentions (docs/delivery.md). Training and scoring run in a worker thread, a
-batch of users at a time, so the event loop stays free.
+nonce, no allowed mentions (docs/delivery.md).
+
+Training and scoring run in worker processes (`WorkerPool`, started once and closed with the
+bot), a batch of users at a time: scikit-learn holds the interpreter lock for much of its work,
+so in a thread it would hold the event loop too. A worker is sent arrays only: the day's
+candidates and their neighbours once per batch, and just the rows its users train on. Where no
+worker process can start, the same work runs in a worker thread. Building the arrays runs in a
+thread too, so the event loop stays free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import multiprocessing
+import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse
@@ -32,23 +42,29 @@ from bot.db.repo import DeliveryRepository
 from bot.relevance.recommend import (
     BACKGROUND,
     MIN_POSITIVES,
+    Batch,
     Neighbours,
     Recommendation,
-    rank,
+    UserJob,
+    run_batch,
     sample_background,
-    train,
 )
 from bot.services.clock import Clock
 from bot.services.similarity import PaperVectors
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 FIRST_LOOKBACK = timedelta(days=1)
 """The first time, papers first seen in the last day are the candidates."""
 MAX_CANDIDATES = 20_000
 """At most this many of the newest papers are ranked in one round."""
 USERS_PER_BATCH = 50
-"""Users trained in one worker-thread call."""
+"""Users trained in one call to a worker."""
+MAX_WORKERS = 4
+"""Worker processes at most (fewer on a machine with fewer cores)."""
 TITLE_CHARS = 120
 VECTOR_SLICE = 1_000
 """Paper vectors asked for at once."""
@@ -77,13 +93,8 @@ class _Day:
     row_of: dict[str, int]
     sample: np.ndarray
     """Rows of the stored papers drawn as background for this round."""
-    candidates: scipy.sparse.csr_matrix | None = None
+    candidates: scipy.sparse.csr_matrix
     neighbours: Neighbours | None = None
-
-    def prepare(self) -> None:
-        """Cut the candidates out and find their neighbours (CPU-bound: a worker thread)."""
-        self.candidates = scipy.sparse.csr_matrix(self.matrix[self.rows])
-        self.neighbours = Neighbours.of(self.candidates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +120,12 @@ def _short(title: str) -> str:
     return flat if len(flat) <= TITLE_CHARS else flat[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def _run_batch(
-    day: _Day, users: Sequence[_User], background: int, cutoff: float, timings: list[float]
-) -> list[list[Recommendation]]:
-    """Train and rank for a batch of users (CPU-bound: a worker thread)."""
-    assert day.candidates is not None and day.neighbours is not None
-    out = []
+def _batch(day: _Day, users: Sequence[_User], background: int, cutoff: float) -> Batch:
+    """The arrays a worker needs for `users`: only the rows they train on (a worker thread)."""
+    assert day.neighbours is not None
+    wanted: list[np.ndarray] = [day.sample]
+    plans = []
     for user in users:
-        started = time.perf_counter()
         positives = np.array([day.row_of[p] for p in user.positives if p in day.row_of], dtype=np.int64)
         negatives = np.array([day.row_of[p] for p in user.negatives if p in day.row_of], dtype=np.int64)
         pool = np.setdiff1d(day.sample, np.concatenate([positives, negatives]))
@@ -124,24 +133,90 @@ def _run_batch(
         allowed = np.setdiff1d(
             np.flatnonzero(day.seen >= user.since), np.array(user.delivered, dtype=np.int64)
         )
-        found: list[Recommendation] = []
-        if allowed.size:
+        wanted.extend((positives, negatives))
+        plans.append((positives, negatives, chosen, allowed, user.per_day))
+    rows = np.unique(np.concatenate(wanted))  # sorted: a row's place is found by searchsorted
+
+    def local(found: np.ndarray) -> np.ndarray:
+        return np.searchsorted(rows, found).astype(np.int64)
+
+    jobs = tuple(
+        UserJob(local(positives), local(negatives), local(chosen), allowed, per_day)
+        for positives, negatives, chosen, allowed, per_day in plans
+    )
+    return Batch(
+        rows=scipy.sparse.csr_matrix(day.matrix[rows]),
+        candidates=day.candidates,
+        neighbours=day.neighbours,
+        cutoff=cutoff,
+        users=jobs,
+    )
+
+
+def _worker_count() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+class WorkerPool:
+    """Worker processes for CPU-bound work, started at first use; a worker thread where they cannot start.
+
+    The processes are started by `forkserver` (or `spawn`): never forked from the bot, whose
+    event loop and database connections a child must not inherit. Only picklable arrays and
+    plain values go to them. If the processes cannot start (or die), a warning is logged once
+    and the work runs in a worker thread from then on.
+    """
+
+    def __init__(self, processes: int | None = None, *, method: str | None = None) -> None:
+        self.processes = _worker_count() if processes is None else processes
+        self.method = method or (
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        self._executor: ProcessPoolExecutor | None = None
+        self._in_thread = self.processes <= 0
+        self._closed = False
+
+    @property
+    def in_thread(self) -> bool:
+        """True once the work runs in a worker thread instead of processes."""
+        return self._in_thread
+
+    def _start(self) -> ProcessPoolExecutor | None:
+        if self._in_thread or self._closed:
+            return None
+        if self._executor is None:
             try:
-                model = train(day.matrix[positives], day.matrix[negatives], day.matrix[chosen])
-            except ValueError:  # liked papers without text, or nothing to contrast them with
-                model = None
-            if model is not None:
-                found = rank(
-                    model,
-                    day.candidates,
-                    top=user.per_day,
-                    cutoff=cutoff,
-                    neighbours=day.neighbours,
-                    allowed=allowed,
-                )
-        out.append(found)
-        timings.append(time.perf_counter() - started)
-    return out
+                context = multiprocessing.get_context(self.method)
+                if self.method == "forkserver":
+                    context.set_forkserver_preload(["bot.relevance.recommend"])
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
+            except (OSError, ValueError, ImportError, NotImplementedError) as error:
+                self._give_up(error)
+        return self._executor
+
+    def _give_up(self, error: BaseException) -> None:
+        log.warning("worker processes unavailable (%s); recommendations are computed in a thread", error)
+        self._in_thread = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def run(self, function: Callable[[T], R], argument: T) -> R:
+        """`function(argument)` in a worker process, or in a worker thread where none can start."""
+        executor = self._start()
+        if executor is not None:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(executor, function, argument)
+            except (BrokenProcessPool, OSError) as error:
+                self._give_up(error)
+        return await asyncio.to_thread(function, argument)
+
+    async def close(self) -> None:
+        """Stop the worker processes (waiting for work under way); later work runs in a thread."""
+        self._closed = True
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
 class Recommender:
@@ -153,12 +228,18 @@ class Recommender:
         *,
         cutoff: float,
         background: int = BACKGROUND,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.sessions = sessions
         self.vectors = vectors
         self.clock = clock
         self.cutoff = cutoff
         self.background = background
+        self.workers = workers if workers is not None else WorkerPool()
+
+    async def close(self) -> None:
+        """Stop the worker processes."""
+        await self.workers.close()
 
     async def prepare(self, target_ids: Sequence[int]) -> RecommendReport:
         """Add the recommendations of the due user targets among `target_ids` to their outbox."""
@@ -186,41 +267,23 @@ class Recommender:
         labelled = {p for t in ready for fb in [feedback[t.user_id]] for p in (*fb.positives, *fb.negatives)}
         candidate_ids = [paper_id for paper_id, _ in fresh if paper_id not in labelled]
         matrix, found = await self._vectors([*candidate_ids, *sorted(labelled), *sample])
-        row_of = {paper_id: row for row, paper_id in enumerate(found)}
-        candidate_ids = [p for p in candidate_ids if p in row_of]
-        position = {paper_id: i for i, paper_id in enumerate(candidate_ids)}
-        seen = dict(fresh)
-        sent: dict[int, list[int]] = {}
-        for target_id, paper_id in delivered:
-            if paper_id in position:
-                sent.setdefault(target_id, []).append(position[paper_id])
-        day = _Day(
-            matrix=matrix,
-            rows=np.array([row_of[p] for p in candidate_ids], dtype=np.int64),
-            seen=np.array([seen[p].timestamp() for p in candidate_ids], dtype=np.float64),
-            row_of=row_of,
-            sample=np.array([row_of[p] for p in sample if p in row_of], dtype=np.int64),
+        day, candidate_ids, users = await asyncio.to_thread(
+            _plan, matrix, found, candidate_ids, fresh, delivered, sample, ready, feedback, since
         )
-        users = [
-            _User(
-                target_id=t.id,
-                user_id=t.user_id,
-                per_day=t.recommend_per_day,
-                since=since[t.id].timestamp(),
-                positives=feedback[t.user_id].positives,
-                negatives=feedback[t.user_id].negatives,
-                delivered=sent.get(t.id, []),
-            )
-            for t in ready
-        ]
-        await asyncio.to_thread(day.prepare)
+        day.neighbours = await self.workers.run(Neighbours.of, day.candidates)
+        slots = asyncio.Semaphore(max(self.workers.processes, 1) + 1)  # keep every worker busy
+
+        async def run(batch: list[_User]) -> list[tuple[list[Recommendation], float]]:
+            async with slots:
+                arrays = await asyncio.to_thread(_batch, day, batch, self.background, self.cutoff)
+                return await self.workers.run(run_batch, arrays)
+
+        batches = [users[start : start + USERS_PER_BATCH] for start in range(0, len(users), USERS_PER_BATCH)]
         picks: dict[int, list[Recommendation]] = {}
-        for start in range(0, len(users), USERS_PER_BATCH):
-            batch = users[start : start + USERS_PER_BATCH]
-            results = await asyncio.to_thread(
-                _run_batch, day, batch, self.background, self.cutoff, report.seconds_per_user
-            )
-            picks.update({user.target_id: found_ for user, found_ in zip(batch, results, strict=True)})
+        for batch, results in zip(batches, await asyncio.gather(*map(run, batches)), strict=True):
+            for user, (found_, seconds) in zip(batch, results, strict=True):
+                picks[user.target_id] = found_
+                report.seconds_per_user.append(seconds)
         report.users = len(users)
         report.papers = await self._record(ready, feedback, picks, candidate_ids, now)
         log.info("recommendations: %d papers for %d users", report.papers, report.users)
@@ -277,6 +340,50 @@ class Recommender:
                 if row is not None and target.id in picks:
                     row.last_recommended_at = now
         return added
+
+
+def _plan(
+    matrix: scipy.sparse.csr_matrix,
+    found: list[str],
+    candidate_ids: list[str],
+    fresh: list[tuple[str, datetime]],
+    delivered: Iterable[tuple[int, str]],
+    sample: list[str],
+    ready: list[TargetRow],
+    feedback: dict[int, UserFeedback],
+    since: dict[int, datetime],
+) -> tuple[_Day, list[str], list[_User]]:
+    """The round's shared arrays and each user's plain description (a worker thread)."""
+    row_of = {paper_id: row for row, paper_id in enumerate(found)}
+    candidate_ids = [p for p in candidate_ids if p in row_of]
+    position = {paper_id: i for i, paper_id in enumerate(candidate_ids)}
+    seen = dict(fresh)
+    sent: dict[int, list[int]] = {}
+    for target_id, paper_id in delivered:
+        if paper_id in position:
+            sent.setdefault(target_id, []).append(position[paper_id])
+    rows = np.array([row_of[p] for p in candidate_ids], dtype=np.int64)
+    day = _Day(
+        matrix=matrix,
+        rows=rows,
+        seen=np.array([seen[p].timestamp() for p in candidate_ids], dtype=np.float64),
+        row_of=row_of,
+        sample=np.array([row_of[p] for p in sample if p in row_of], dtype=np.int64),
+        candidates=scipy.sparse.csr_matrix(matrix[rows]),
+    )
+    users = [
+        _User(
+            target_id=t.id,
+            user_id=t.user_id,
+            per_day=t.recommend_per_day,
+            since=since[t.id].timestamp(),
+            positives=feedback[t.user_id].positives,
+            negatives=feedback[t.user_id].negatives,
+            delivered=sent.get(t.id, []),
+        )
+        for t in ready
+    ]
+    return day, candidate_ids, users
 
 
 async def _recommending(session: AsyncSession, target_ids: Sequence[int]) -> list[TargetRow]:
