@@ -246,3 +246,66 @@ async def test_a_process_killed_mid_digest_is_finished_by_the_other_with_nothing
     dm_channel = fake.dm_messages(reader.user_id)[0].channel_id
     reads = [r for r in fake.requests if r.method == "GET" and r.path == f"/channels/{dm_channel}/messages"]
     assert reads, "the dead process's claims were not checked against the history"
+
+
+async def test_claims_in_a_guild_of_a_shard_the_taker_does_not_connect_are_finished_over_rest(
+    cluster: Cluster,
+) -> None:
+    """Process 1 (shard 1) is killed mid-digest in a guild of shard 1; process 0 connects shard 0
+    only, so it has no gateway cache for that guild: it reads the bot's permissions in the channel
+    over REST, checks the history and finishes the digest, nothing doubled."""
+    fake, feeds = cluster.fake, cluster.feeds
+    await start_leader_first(cluster)
+    guild_id = guild_on_shard(fake, 1, "Reading group")
+    admin = fake.add_member(guild_id, username="admin", permissions=Perm.MANAGE_CHANNELS | Perm.SEND_MESSAGES)
+    digest_channel = fake.guilds[guild_id].channel_ids[0]
+    record = await fake.invoke_command(
+        guild_id,
+        digest_channel,
+        admin.user_id,
+        "watch add",
+        options={"query": "upvotes>=0", "mode": "digest"},
+    )
+    await record.wait_response(timeout=15)
+    entries = load_hf_day(DAY)
+    expected = {paper_url(e) for e in entries}
+    feeds.days[today_iso()] = entries
+    for _ in range(300):
+        if (await statuses(cluster.url)).get("pending", 0) >= len(entries):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the papers were not matched for the digest: {record.callback}")
+
+    # process 0 goes away, so the digest is claimed by process 1, which holds the guild's shard
+    cluster.bots[0].signal(signal.SIGKILL)
+    await cluster.bots[0].wait(10)
+    fake.delay("POST", MESSAGES, 0.6, after_effect=True)
+    await cluster.sql("UPDATE targets SET next_digest_at = now() - interval '1 minute' WHERE channel_id > 0")
+    await cluster.until(lambda: len(urls(fake, digest_channel)) >= 2, 30, "two digest messages stored")
+    owner = str(await cluster.sql("SELECT claimed_by FROM targets WHERE channel_id > 0"))
+    assert cluster.bots[1].proc is not None and owner.split(":")[1] == str(cluster.bots[1].proc.pid), owner
+    cluster.bots[1].signal(signal.SIGKILL)
+    await cluster.bots[1].wait(10)
+    fake.clear_faults()
+    killed_at = len(fake.requests)
+
+    # process 0 comes back with shard 0 alone and takes over the dead process's claims
+    await cluster.bots[0].start()
+    await cluster.until(
+        lambda: expected <= urls(fake, digest_channel).keys(), 45, "the digest finished by process 0"
+    )
+    await asyncio.sleep(1.0)
+    problems = exactly_once_problems({"#digest": urls(fake, digest_channel)}, expected)
+    assert not problems, "\n".join(problems)
+    assert await statuses(cluster.url) == Counter(sent=len(expected))
+    assert {s.shard_id for s in fake.sessions.values() if s.alive and s.connection} == {0}
+    after = {(r.method, r.path) for r in fake.requests[killed_at:]}
+    bot_id = fake.bot_user.id
+    for read in (
+        f"/guilds/{guild_id}",
+        f"/guilds/{guild_id}/members/{bot_id}",
+        f"/channels/{digest_channel}",
+        f"/channels/{digest_channel}/messages",
+    ):
+        assert ("GET", read) in after, f"process 0 did not read {read}"
