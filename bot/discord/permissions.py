@@ -108,7 +108,7 @@ class RestPermissions:
         self.pace = pace
         self.ttl = ttl
         self.clock = clock
-        self._known: dict[int, tuple[float, discord.Permissions]] = {}
+        self._known: dict[tuple[int, int], tuple[float, discord.Permissions]] = {}
 
     async def _get(self, read: Callable[[], Awaitable[Any]]) -> Any:
         if self.pace is not None:
@@ -117,7 +117,7 @@ class RestPermissions:
 
     async def in_channel(self, channel_id: int, member_id: int) -> discord.Permissions:
         now = self.clock()
-        known = self._known.get(channel_id)
+        known = self._known.get((channel_id, member_id))
         if known is not None and now - known[0] < self.ttl:
             return known[1]
         channel: Payload = await self._get(lambda: self.http.get_channel(channel_id))
@@ -128,6 +128,6 @@ class RestPermissions:
         guild: Payload = await self._get(lambda: self.http.get_guild(guild_id, with_counts=False))
         member: Payload = await self._get(lambda: self.http.get_member(guild_id, member_id))
         permissions = permissions_from_payloads(guild, member, channel, member_id)
-        self._known = {cid: kp for cid, kp in self._known.items() if now - kp[0] < self.ttl}
-        self._known[channel_id] = (now, permissions)
+        self._known = {key: kp for key, kp in self._known.items() if now - kp[0] < self.ttl}
+        self._known[(channel_id, member_id)] = (now, permissions)
         return permissions
