@@ -239,10 +239,11 @@ def run(papers: list[Paper], watches: Watches, rng: random.Random, naive_sample:
 def matcher_add_ms(watches: Watches) -> float:
     """The matcher handed the active watches with one more: median ms to apply the difference."""
     matcher = WatchMatcher(lookback_hours=24, query_length=300)
-    matcher._compiled(watches[:-20])
+    texts = [(watch_id, str(query.source), least) for watch_id, query, least in watches]
+    matcher._compiled(texts[:-20])
     times = []
-    for count in range(len(watches) - 19, len(watches) + 1):
-        active = watches[:count]
+    for count in range(len(texts) - 19, len(texts) + 1):
+        active = texts[:count]
         started = time.perf_counter()
         matcher._compiled(active)
         times.append(time.perf_counter() - started)

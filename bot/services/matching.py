@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from bot.services.similarity import PaperVectors
 
 log = logging.getLogger(__name__)
+
+Entry = tuple[int, str, int | None]
+"""An active watch as the matcher compares them: (watch id, query text, min_upvotes)."""
 
 
 @dataclass(slots=True)
@@ -57,31 +61,50 @@ class WatchMatcher:
         """The stored papers' text vectors, for `like:` terms; without them no `like:` term matches."""
         self.clock = clock
         """Dates new deliveries; without it the database's time is used."""
-        self._parsed: dict[str, Query | None] = {}
-        self._compiled_for: list[tuple[int, Query, int | None]] = []
+        self._parsed: OrderedDict[str, Query | None] = OrderedDict()
+        """The most recently used parsed queries; the compiled set needs none of them kept."""
+        self._parsed_lock = threading.Lock()
+        self._compiled_for: list[Entry] = []
         self._compiled_set: WatchSet | None = None
         self._compile_lock = threading.Lock()
 
-    def parse(self, text: str) -> Query | None:
-        """A stored query, parsed once per process; None if it no longer parses."""
-        if text not in self._parsed:
-            try:
-                self._parsed[text] = parse_query(text, max_length=max(self.query_length, len(text)))
-            except ParseError as exc:
-                log.warning("stored watch query no longer parses (%s); it is skipped", exc)
-                self._parsed[text] = None
-        return self._parsed[text]
+    PARSED_KEPT = 4096
+    """How many parsed queries are kept for explaining matches; the rest are parsed again."""
 
-    def _compiled(self, entries: list[tuple[int, Query, int | None]], shared: bool = True) -> WatchSet:
+    def parse(self, text: str) -> Query | None:
+        """A stored query, parsed; None if it no longer parses (logged each time it is parsed)."""
+        with self._parsed_lock:
+            if text in self._parsed:
+                self._parsed.move_to_end(text)
+                return self._parsed[text]
+        try:
+            query: Query | None = parse_query(text, max_length=max(self.query_length, len(text)))
+        except ParseError as exc:
+            log.warning("stored watch query no longer parses (%s); it is skipped", exc)
+            query = None
+        with self._parsed_lock:
+            self._parsed[text] = query
+            while len(self._parsed) > self.PARSED_KEPT:
+                self._parsed.popitem(last=False)
+        return query
+
+    def _parsed_entries(self, entries: Sequence[Entry]) -> Iterator[tuple[int, Query, int | None]]:
+        for watch_id, text, least in entries:
+            query = self.parse(text)
+            if query is not None:
+                yield watch_id, query, least
+
+    def _compiled(self, entries: list[Entry], shared: bool = True) -> WatchSet:
         """The compiled watches: what changed since the last call is applied to the compiled set.
 
         `entries` come in watch id order, so an added, paused, removed or edited watch differs
         from the last call in a short stretch only: the watches there are added to or removed
         from the set one by one, and the rest is never recompiled. A match limited to a few
         watches (`shared=False`) gets a set of its own and leaves the shared one alone.
+        Queries are parsed only as they are compiled: a million watches keep no parsed query.
         """
         if not shared:
-            return WatchSet.build(entries)
+            return WatchSet.build(self._parsed_entries(entries))
         with self._compile_lock:
             before, compiled = self._compiled_for, self._compiled_set
             start = _common_prefix(before, entries)
@@ -89,16 +112,17 @@ class WatchMatcher:
             removed = before[start : len(before) - end]
             added = entries[start : len(entries) - end]
             if compiled is None or len(removed) + len(added) > len(entries) // 10 + 100:
-                compiled = WatchSet.build(entries)
+                compiled = WatchSet.build(self._parsed_entries(entries))
             else:
-                old = {watch_id: (query, least) for watch_id, query, least in removed}
-                new = {watch_id: (query, least) for watch_id, query, least in added}
+                old = {watch_id: (text, least) for watch_id, text, least in removed}
+                new = {watch_id: (text, least) for watch_id, text, least in added}
                 for watch_id, entry in old.items():
-                    if new.get(watch_id) != entry:
+                    if new.get(watch_id) != entry and watch_id in compiled:
                         compiled.remove(watch_id)
-                for watch_id, entry in new.items():
-                    if old.get(watch_id) != entry:
-                        compiled.add(watch_id, *entry)
+                changed = [
+                    (w, text, least) for w, (text, least) in new.items() if old.get(w) != (text, least)
+                ]
+                compiled.extend(self._parsed_entries(changed))
             self._compiled_set, self._compiled_for = compiled, entries
             return compiled
 
@@ -124,18 +148,13 @@ class WatchMatcher:
         active = await WatchRepository(session).active()
         if not active:
             return report
-        entries: list[tuple[int, Query, int | None]] = []
+        entries: list[Entry] = []
         watches: dict[int, tuple[WatchRow, TargetRow]] = {}
         for watch, target in active:
             if only_watch_ids is not None and watch.id not in only_watch_ids:
                 continue
-            query = self.parse(watch.query)
-            if query is None:
-                continue
-            entries.append((watch.id, query, watch.min_upvotes))
+            entries.append((watch.id, watch.query, watch.min_upvotes))
             watches[watch.id] = (watch, target)
-        if len(self._parsed) > 2 * len(active) + 1024:  # forget the queries of removed watches
-            self._parsed = {w.query: self._parsed[w.query] for w, _ in active if w.query in self._parsed}
         compiled = await asyncio.to_thread(self._compiled, entries, only_watch_ids is None)
         likes = await self.like_scores(session, papers, compiled.liked_ids)
         hits = await asyncio.to_thread(self._hits, compiled, papers, likes, watches)

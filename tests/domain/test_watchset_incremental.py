@@ -226,30 +226,34 @@ def entries(texts):
     return [(watch_id, parse_query(text), None) for watch_id, text in texts.items()]
 
 
+def stored(texts):
+    """The active watches as the matcher is handed them: query texts, not parsed queries."""
+    return [(watch_id, text, None) for watch_id, text in texts.items()]
+
+
 class TestMatcherCompiles:
     """WatchMatcher applies the difference between the active watches and what it compiled."""
 
     def test_changes_are_applied_to_the_same_compiled_set(self):
         matcher = WatchMatcher(lookback_hours=24, query_length=300)
         texts = dict(enumerate(["diffusion", "agent", "video -diffusion", "reasoning"]))
-        first = matcher._compiled(entries(texts))
+        first = matcher._compiled(stored(texts))
         del texts[1]
         texts[9] = "language model"
         texts[2] = "video"
-        second = matcher._compiled(entries(texts))
+        second = matcher._compiled(stored(texts))
         assert second is first
         assert second.match(BATCH) == WatchSet.build(entries(texts)).match(BATCH)
 
     def test_min_upvotes_changes_are_applied(self):
         matcher = WatchMatcher(lookback_hours=24, query_length=300)
-        query = parse_query("model")
-        matcher._compiled([(1, query, None)])
-        compiled = matcher._compiled([(1, query, 30)])
-        assert compiled.match(BATCH) == WatchSet.build([(1, query, 30)]).match(BATCH)
+        matcher._compiled([(1, "model", None)])
+        compiled = matcher._compiled([(1, "model", 30)])
+        assert compiled.match(BATCH) == WatchSet.build([(1, parse_query("model"), 30)]).match(BATCH)
 
     def test_a_subset_match_leaves_the_compiled_set_alone(self):
         matcher = WatchMatcher(lookback_hours=24, query_length=300)
-        everything = entries(dict(enumerate(["diffusion", "agent", "model"])))
+        everything = stored(dict(enumerate(["diffusion", "agent", "model"])))
         compiled = matcher._compiled(everything)
         subset = matcher._compiled(everything[1:2], shared=False)
         assert subset is not compiled
