@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from bot.domain.paper import Paper
 from bot.relevance.vectors import TextSpace
@@ -223,6 +224,11 @@ class Batch:
     neighbours: Neighbours
     cutoff: float
     users: tuple[UserJob, ...]
+
+
+def single_threaded() -> None:
+    """Start of a worker process: one BLAS/OpenMP thread, as the workers already share the cores."""
+    threadpool_limits(1)
 
 
 def run_batch(batch: Batch) -> list[tuple[list[Recommendation], float]]:

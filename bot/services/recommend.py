@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import numpy as np
 import scipy.sparse
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.feedback import UserFeedback, feedback_of_users
@@ -48,6 +48,7 @@ from bot.relevance.recommend import (
     UserJob,
     run_batch,
     sample_background,
+    single_threaded,
 )
 from bot.services.clock import Clock
 from bot.services.similarity import PaperVectors
@@ -68,6 +69,8 @@ MAX_WORKERS = 4
 TITLE_CHARS = 120
 VECTOR_SLICE = 1_000
 """Paper vectors asked for at once."""
+RECORD_SLICE = 100
+"""Deliveries (or targets) written by one statement: building a statement holds the event loop."""
 
 
 @dataclass(slots=True)
@@ -175,24 +178,36 @@ class WorkerPool:
         self._executor: ProcessPoolExecutor | None = None
         self._in_thread = self.processes <= 0
         self._closed = False
+        self._starting = asyncio.Lock()
 
     @property
     def in_thread(self) -> bool:
         """True once the work runs in a worker thread instead of processes."""
         return self._in_thread
 
-    def _start(self) -> ProcessPoolExecutor | None:
-        if self._in_thread or self._closed:
-            return None
-        if self._executor is None:
-            try:
-                context = multiprocessing.get_context(self.method)
-                if self.method == "forkserver":
-                    context.set_forkserver_preload(["bot.relevance.recommend"])
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
-            except (OSError, ValueError, ImportError, NotImplementedError) as error:
-                self._give_up(error)
+    async def _ready(self) -> ProcessPoolExecutor | None:
+        """The running pool; started in a worker thread the first time (never on the event loop)."""
+        async with self._starting:
+            if self._executor is None and not (self._in_thread or self._closed):
+                try:
+                    self._executor = await asyncio.to_thread(self._launch)
+                except (BrokenProcessPool, OSError, RuntimeError, ValueError, ImportError) as error:
+                    self._give_up(error)
         return self._executor
+
+    def _launch(self) -> ProcessPoolExecutor:
+        """Start every worker process now: later calls only hand work over."""
+        context = multiprocessing.get_context(self.method)
+        if self.method == "forkserver":
+            context.set_forkserver_preload(["bot.relevance.recommend"])
+        executor = ProcessPoolExecutor(self.processes, mp_context=context, initializer=single_threaded)
+        try:  # each call while no worker is idle starts one more, up to `processes`
+            for started in [executor.submit(os.getpid) for _ in range(self.processes)]:
+                started.result()
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        return executor
 
     def _give_up(self, error: BaseException) -> None:
         log.warning("worker processes unavailable (%s); recommendations are computed in a thread", error)
@@ -203,7 +218,7 @@ class WorkerPool:
 
     async def run(self, function: Callable[[T], R], argument: T) -> R:
         """`function(argument)` in a worker process, or in a worker thread where none can start."""
-        executor = self._start()
+        executor = await self._ready()
         if executor is not None:
             try:
                 return await asyncio.get_running_loop().run_in_executor(executor, function, argument)
@@ -334,11 +349,16 @@ class Recommender:
                             "created_at": now,
                         }
                     )
-            added = await DeliveryRepository(session).add_pending(rows)
-            for target in targets:
-                row = await session.get(TargetRow, target.id, with_for_update=True)
-                if row is not None and target.id in picks:
-                    row.last_recommended_at = now
+            repository = DeliveryRepository(session)
+            for start in range(0, len(rows), RECORD_SLICE):  # each statement is compiled on the loop
+                added += await repository.add_pending(rows[start : start + RECORD_SLICE])
+            ran = [t.id for t in targets if t.id in picks]
+            for start in range(0, len(ran), RECORD_SLICE):
+                await session.execute(
+                    update(TargetRow)
+                    .where(TargetRow.id.in_(ran[start : start + RECORD_SLICE]))
+                    .values(last_recommended_at=now)
+                )
         return added
 
 
