@@ -11,7 +11,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bot import cli_recommend
-from bot.config import ConfigError, RelevanceSettings, Settings, load_settings
+from bot.config import RelevanceSettings, Settings, load_settings
+from bot.config_checks import ConfigError
 from bot.domain.digest import DigestEntry, Match, compose_digest
 from bot.domain.matcher import explain
 from bot.domain.paper import FeedResult, Paper

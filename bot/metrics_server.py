@@ -19,7 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings, listen_address
+from bot.config import Settings
+from bot.config_checks import listen_address
 from bot.metrics import Metrics, active
 from bot.services.clock import Clock
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import RETIRED_KEYS, ConfigError, load_settings
+from bot.config import RETIRED_KEYS, load_settings
+from bot.config_checks import ConfigError
 from tests.conftest import TOKEN
 
 pytestmark = pytest.mark.usefixtures("isolated_cwd")

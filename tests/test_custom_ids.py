@@ -28,8 +28,7 @@ from bot.discord.components.layout import message_components, option_label
 from bot.discord.embeds import render
 from bot.domain.digest import Digest, DigestEntry, announces_more, overflow_line
 from bot.domain.paper import Paper
-from bot.services.delivery import SendError
-from bot.services.outbox import NEXT_ALREADY, NEXT_POSTED
+from bot.services.outbox import NEXT_ALREADY, NEXT_POSTED, SendError
 from tests.conftest import FakeClock
 from tests.test_delivery import (
     CHANNEL,

@@ -16,7 +16,8 @@ from bot.discord.embeds import render
 from bot.domain.paper import FeedResult
 from bot.services.access import Caller
 from bot.services.core import Core
-from bot.services.delivery import Deliverer, Destination, OutgoingMessage, Sender, SendError, TargetGone
+from bot.services.delivery import Deliverer
+from bot.services.outbox import Destination, OutgoingMessage, Sender, SendError, TargetGone
 from tests.conftest import HF_DIR, HF_OVERLAP, FakeClock, expected_matches, load_feed, raw_entries
 
 GUILD = 100

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bot.discord.embeds import render
 from bot.domain.digest import DigestEntry, Match, compose_digest
 from bot.domain.paper import ARXIV, HF, Paper
-from bot.services.delivery import OutgoingMessage
+from bot.services.outbox import OutgoingMessage
 from tests.conftest import HF_DIR, HF_OVERLAP, RSS_ALL, load_feed
 
 MARKDOWN_SPECIALS = set("*_~`|[]")

@@ -20,9 +20,10 @@ from bot.config import Settings
 from bot.db.models import DeliveryRow, ProcessRow, TargetRow
 from bot.discord.embeds import render
 from bot.services.core import Core
-from bot.services.delivery import Deliverer, Destination, OutgoingMessage
+from bot.services.delivery import Deliverer
 from bot.services.fanout import TargetWork, TokenBucket
 from bot.services.leases import Leases
+from bot.services.outbox import Destination, OutgoingMessage
 from tests.conftest import HF_OVERLAP, FakeClock, load_feed
 from tests.test_delivery import ADMIN, CHANNEL, NEXT_DIGEST, RecordingSender, digest_order
 from tests.test_migrate_lock import fresh_pg_database, pg_url

@@ -17,7 +17,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.config import ConfigError, Settings, listen_address
+from bot.config import Settings
+from bot.config_checks import ConfigError, listen_address
 from bot.db.engine import create_engine, session_factory
 from bot.discord.embeds import render
 from bot.discord.observe import route_template
@@ -25,7 +26,8 @@ from bot.metrics import Metrics, install
 from bot.metrics_server import MetricsServer, start_metrics_server
 from bot.services.access import Caller
 from bot.services.core import Core
-from bot.services.delivery import Deliverer, MessageRejected, SendError, TargetGone
+from bot.services.delivery import Deliverer
+from bot.services.outbox import MessageRejected, SendError, TargetGone
 from bot.services.polling import FeedPoller, build_fetcher, build_http_client
 from tests.conftest import HF_OVERLAP, FakeClock, expected_matches, load_feed, raw_entries
 from tests.feedserver import Fault, FeedServer, load_hf_day

@@ -14,7 +14,8 @@ import pytest
 
 from bot.services.access import Caller
 from bot.services.core import Core
-from bot.services.delivery import Deliverer, Destination, SendError, TargetGone
+from bot.services.delivery import Deliverer
+from bot.services.outbox import Destination, SendError, TargetGone
 from bot.services.reconcile import HISTORY_MARGIN, embed_urls, found_in_history
 from tests.conftest import HF_OVERLAP, FakeClock, expected_matches, load_feed
 from tests.test_delivery import (

@@ -14,7 +14,7 @@ from bot.discord.components.layout import message_components
 from bot.domain.digest import Digest, DigestEntry, header_line, overflow_line
 from bot.domain.matcher import is_like_reason
 from bot.domain.paper import Paper
-from bot.services.delivery import OutgoingMessage
+from bot.services.outbox import OutgoingMessage
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096

@@ -27,27 +27,24 @@ from bot.db.models import (
     TARGET_CHANNEL,
     DeliveryRow,
     TargetRow,
-    WatchRow,
 )
 from bot.db.repo import (
     BotStateRepository,
     DeliveryRepository,
-    PaperRepository,
     TargetRepository,
     WatchRepository,
 )
-from bot.domain.digest import Digest, DigestEntry, Match, announces_more, compose_digest
+from bot.domain.digest import Digest, announces_more
 from bot.domain.schedule import Schedule, parse_time
 from bot.services.clock import Clock
+from bot.services.compose import compose_rows
 from bot.services.fanout import TargetWork
 from bot.services.leases import Leases, due_in_turns, unclaim
 from bot.services.outbox import (
-    NEXT_ALREADY,
     NEXT_CLOSING,
     NEXT_EMPTY,
     NEXT_GONE,
     NEXT_PAUSED,
-    NEXT_POSTED,
     Destination,
     MessageRejected,
     NextPage,
@@ -57,22 +54,9 @@ from bot.services.outbox import (
     TargetGone,
     destination_of,
     make_nonce,
+    page_at,
 )
 from bot.services.reconcile import DEFAULT_NONCE_WINDOW, settle_stale_claims
-
-__all__ = [
-    "Deliverer",
-    "DeliveryReport",
-    "Destination",
-    "MessageRejected",
-    "NextPage",
-    "OutgoingMessage",
-    "Renderer",
-    "SendError",
-    "Sender",
-    "TargetGone",
-    "make_nonce",
-]
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +217,7 @@ class Deliverer:
                 state = BotStateRepository(session)
                 posted = await state.get(key)
                 if posted is not None:
-                    return await _page_at(session, target, int(posted), already=True)
+                    return await page_at(session, target, int(posted), already=True)
                 if target.paused_reason:
                     return NextPage(NEXT_PAUSED, reason=target.paused_reason)
                 rows = await DeliveryRepository(session).pending_for_target(target_id)
@@ -248,7 +232,7 @@ class Deliverer:
             target = await session.get(TargetRow, target_id)
             if target is None:  # pragma: no cover - deleted while posting
                 return NextPage(NEXT_GONE)
-            page = await _page_at(session, target, first, already=False)
+            page = await page_at(session, target, first, already=False)
         return replace(page, papers=report.papers, more=report.overflow)
 
     # -- the outbox ------------------------------------------------------------------------
@@ -294,7 +278,7 @@ class Deliverer:
     ) -> list[tuple[OutgoingMessage, str]]:
         """Render the pending rows (the first `max_papers`) and claim each message's rows with its nonce."""
         messages: list[tuple[OutgoingMessage, str]] = []
-        digest = await self._compose(session, rows, self.max_papers)
+        digest = await compose_rows(session, rows, self.max_papers)
         report.overflow += digest.overflow
         by_id = {row.id: row for row in rows}
         for message in self.renderer(digest, kind):
@@ -328,7 +312,7 @@ class Deliverer:
             messages: list[tuple[OutgoingMessage, str]] = []
             for nonce, group in sorted(groups.items(), key=lambda item: item[1][0].id):
                 content = next((row.claimed_content for row in group if row.claimed_content), None)
-                digest = await self._compose(session, group, len(group))
+                digest = await compose_rows(session, group, len(group))
                 # the message said "and N more": its re-send keeps the Next papers button
                 digest = replace(digest, overflow=1 if announces_more(content) else 0)
                 for message in self.renderer(digest, "resend"):
@@ -442,41 +426,6 @@ class Deliverer:
                 await self.sender.notify_paused(destination, reason)
             except Exception:  # the notice is a courtesy; its failure changes nothing stored
                 log.exception("could not tell guild %s that a channel was paused", destination.guild_id)
-
-    async def _compose(self, session: AsyncSession, rows: Sequence[DeliveryRow], cap: int) -> Digest:
-        papers = await PaperRepository(session).get_many(row.paper_id for row in rows)
-        watch_ids = {w for row in rows for w in (row.watch_ids or [])}
-        queries: dict[int, str] = {}
-        if watch_ids:
-            found = await session.scalars(select(WatchRow).where(WatchRow.id.in_(watch_ids)))
-            queries = {w.id: w.query for w in found}
-        entries = []
-        for row in rows:
-            paper = papers.get(row.paper_id)
-            if paper is None:
-                continue
-            matches = tuple(
-                Match(watch_id=w, query=queries.get(w, "(removed watch)"), words=_words_of(row, w))
-                for w in (row.watch_ids or [])
-            )
-            entries.append(DigestEntry(paper=paper, matches=matches, delivery_id=row.id, reason=row.reason))
-        digest = compose_digest(entries, cap)
-        return replace(digest, target_id=rows[0].target_id) if rows else digest
-
-
-async def _page_at(session: AsyncSession, target: TargetRow, first: int, *, already: bool) -> NextPage:
-    row = await session.get(DeliveryRow, first)
-    return NextPage(
-        NEXT_ALREADY if already else NEXT_POSTED,
-        guild_id=target.guild_id,
-        channel_id=target.channel_id,
-        message_id=row.message_id if row is not None else None,
-    )
-
-
-def _words_of(row: DeliveryRow, watch_id: int) -> tuple[tuple[str, str], ...]:
-    """The (query term, paper word) pairs one watch matched, from `[watch id, term, word]` rows."""
-    return tuple((term, word) for owner, term, word in (row.matched_terms or []) if owner == str(watch_id))
 
 
 async def _has_watches(session: AsyncSession, target: TargetRow) -> bool:

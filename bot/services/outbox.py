@@ -10,7 +10,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.db.models import TargetRow
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import DeliveryRow, TargetRow
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 NONCE_MAX = 25
@@ -115,3 +117,14 @@ def _b36(number: int) -> str:
 
 def destination_of(target: TargetRow) -> Destination:
     return Destination(target.id, target.kind, target.guild_id, target.channel_id, target.user_id)
+
+
+async def page_at(session: AsyncSession, target: TargetRow, first: int, *, already: bool) -> NextPage:
+    """The answer to a Next papers click: the page was posted now (`already` False) or before."""
+    row = await session.get(DeliveryRow, first)
+    return NextPage(
+        NEXT_ALREADY if already else NEXT_POSTED,
+        guild_id=target.guild_id,
+        channel_id=target.channel_id,
+        message_id=row.message_id if row is not None else None,
+    )

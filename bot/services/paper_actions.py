@@ -19,8 +19,9 @@ from bot.db.repo import PaperRepository
 from bot.domain.bibtex import bibtex_entry
 from bot.domain.paper import Paper, normalize_arxiv_id
 from bot.services.access import Caller, NotFound, UserError
-from bot.services.delivery import Deliverer, NextPage
+from bot.services.delivery import Deliverer
 from bot.services.feedback import FeedbackService
+from bot.services.outbox import NextPage
 from bot.services.subscriptions import WatchView
 from bot.services.watches import WatchService
 
