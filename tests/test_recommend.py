@@ -347,7 +347,11 @@ async def test_the_worker_processes_and_the_thread_add_the_same_recommendations(
             row = await session.get(TargetRow, target.id)
             assert row is not None
             row.last_recommended_at = None
-        report = await recommender(core, pool).prepare([target.id])
+        # a background sample of half the store: the round draws every stored paper, the same both times
+        service = Recommender(
+            core.sessions, core.vectors, core.clock, cutoff=0.0, background=1_000, workers=pool
+        )
+        report = await service.prepare([target.id])
         assert report.papers == 5
         return [(r.paper_id, r.reason) for r in await delivered(core)]
 

@@ -120,6 +120,7 @@ class BotApp:
         self.recommender = Recommender(
             core.sessions, core.vectors, core.clock, cutoff=settings.relevance.recommend_cutoff
         )
+        await self.recommender.start()
         self.deliverer = Deliverer(
             core.sessions,
             DiscordSender(client, bucket.take),

@@ -13,6 +13,8 @@ The choices (and what else was measured) are in docs/relevance.md, "Recommendati
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -226,8 +228,14 @@ class Batch:
     users: tuple[UserJob, ...]
 
 
-def single_threaded() -> None:
-    """Start of a worker process: one BLAS/OpenMP thread, as the workers already share the cores."""
+WORKER_NICENESS = 10
+"""How much lower a worker process's CPU priority is: the bot's own process comes first."""
+
+
+def start_worker() -> None:
+    """Start of a worker process: a lower priority, and one BLAS/OpenMP thread (they share the cores)."""
+    with contextlib.suppress(OSError, AttributeError):  # not every system lets a process lower it
+        os.nice(WORKER_NICENESS)
     threadpool_limits(1)
 
 

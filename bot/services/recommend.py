@@ -48,7 +48,7 @@ from bot.relevance.recommend import (
     UserJob,
     run_batch,
     sample_background,
-    single_threaded,
+    start_worker,
 )
 from bot.services.clock import Clock
 from bot.services.similarity import PaperVectors
@@ -69,6 +69,8 @@ MAX_WORKERS = 4
 TITLE_CHARS = 120
 VECTOR_SLICE = 1_000
 """Paper vectors asked for at once."""
+FEEDBACK_SLICE = 100
+"""Users whose feedback is read at once."""
 RECORD_SLICE = 100
 """Deliveries (or targets) written by one statement: building a statement holds the event loop."""
 
@@ -200,7 +202,7 @@ class WorkerPool:
         context = multiprocessing.get_context(self.method)
         if self.method == "forkserver":
             context.set_forkserver_preload(["bot.relevance.recommend"])
-        executor = ProcessPoolExecutor(self.processes, mp_context=context, initializer=single_threaded)
+        executor = ProcessPoolExecutor(self.processes, mp_context=context, initializer=start_worker)
         try:  # each call while no worker is idle starts one more, up to `processes`
             for started in [executor.submit(os.getpid) for _ in range(self.processes)]:
                 started.result()
@@ -215,6 +217,10 @@ class WorkerPool:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+    async def start(self) -> None:
+        """Start the processes now (best while the bot's process is small: it is forked once)."""
+        await self._ready()
 
     async def run(self, function: Callable[[T], R], argument: T) -> R:
         """`function(argument)` in a worker process, or in a worker thread where none can start."""
@@ -252,6 +258,10 @@ class Recommender:
         self.background = background
         self.workers = workers if workers is not None else WorkerPool()
 
+    async def start(self) -> None:
+        """Start the worker processes (at the bot's start, before the paper vectors are loaded)."""
+        await self.workers.start()
+
     async def close(self) -> None:
         """Stop the worker processes."""
         await self.workers.close()
@@ -264,7 +274,10 @@ class Recommender:
             targets = await _recommending(session, target_ids)
             if not targets:
                 return report
-            feedback = await feedback_of_users(session, [t.user_id for t in targets])
+            feedback: dict[int, UserFeedback] = {}
+            user_ids = [t.user_id for t in targets]
+            for start in range(0, len(user_ids), FEEDBACK_SLICE):  # its rows are read on the loop
+                feedback.update(await feedback_of_users(session, user_ids[start : start + FEEDBACK_SLICE]))
             ready = []
             for target in targets:
                 if len(feedback[target.user_id].positives) >= MIN_POSITIVES:
