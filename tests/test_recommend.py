@@ -34,7 +34,8 @@ from bot.relevance.recommend import (
 from bot.relevance.vectors import TextSpace
 from bot.services.core import Core
 from bot.services.delivery import Deliverer
-from bot.services.recommend import Recommender, WorkerPool
+from bot.services.recommend import Recommender
+from bot.services.workers import WorkerPool
 from tests.conftest import HF_DIR, RSS_ALL, load_feed
 from tests.test_delivery import RecordingSender
 
@@ -181,7 +182,7 @@ async def test_where_no_worker_process_can_start_a_thread_does_the_same_work(
 ) -> None:
     batch = fixture_batch()
     broken = WorkerPool(2, method="no-such-start-method")
-    with caplog.at_level(logging.WARNING, logger="bot.services.recommend"):
+    with caplog.at_level(logging.WARNING, logger="bot.services.workers"):
         first = await broken.run(run_batch, batch)
         second = await broken.run(run_batch, batch)
     assert broken.in_thread

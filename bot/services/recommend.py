@@ -9,27 +9,22 @@ day, the first time), leaves out every paper already delivered to them, and adds
 "why" line in `reason`. The outbox then sends them with the digest: exactly once, with a
 nonce, no allowed mentions (docs/delivery.md).
 
-Training and scoring run in worker processes (`WorkerPool`, started once and closed with the
-bot), a batch of users at a time: scikit-learn holds the interpreter lock for much of its work,
-so in a thread it would hold the event loop too. A worker is sent arrays only: the day's
-candidates and their neighbours once per batch, and just the rows its users train on. Where no
-worker process can start, the same work runs in a worker thread. Building the arrays runs in a
-thread too, so the event loop stays free.
+Training and scoring run in worker processes (`bot.services.workers.WorkerPool`, started
+with the bot and closed with it), a batch of users at a time: scikit-learn holds the
+interpreter lock for much of its work, so in a thread it would hold the event loop too. A
+worker is sent arrays only: the day's candidates and their neighbours once per batch, and just
+the rows its users train on. Where no worker process can start, the same work runs in a worker
+thread. Building the arrays runs in a thread too, so the event loop stays free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 import numpy as np
 import scipy.sparse
@@ -48,15 +43,13 @@ from bot.relevance.recommend import (
     UserJob,
     run_batch,
     sample_background,
-    start_worker,
 )
 from bot.services.clock import Clock
 from bot.services.similarity import PaperVectors
+from bot.services.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 FIRST_LOOKBACK = timedelta(days=1)
 """The first time, papers first seen in the last day are the candidates."""
@@ -64,8 +57,6 @@ MAX_CANDIDATES = 20_000
 """At most this many of the newest papers are ranked in one round."""
 USERS_PER_BATCH = 50
 """Users trained in one call to a worker."""
-MAX_WORKERS = 4
-"""Worker processes at most (fewer on a machine with fewer cores)."""
 TITLE_CHARS = 120
 VECTOR_SLICE = 1_000
 """Paper vectors asked for at once."""
@@ -156,88 +147,6 @@ def _batch(day: _Day, users: Sequence[_User], background: int, cutoff: float) ->
         cutoff=cutoff,
         users=jobs,
     )
-
-
-def _worker_count() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, MAX_WORKERS))
-
-
-class WorkerPool:
-    """Worker processes for CPU-bound work, started at first use; a worker thread where they cannot start.
-
-    The processes are started by `forkserver` (or `spawn`): never forked from the bot, whose
-    event loop and database connections a child must not inherit. Only picklable arrays and
-    plain values go to them. If the processes cannot start (or die), a warning is logged once
-    and the work runs in a worker thread from then on.
-    """
-
-    def __init__(self, processes: int | None = None, *, method: str | None = None) -> None:
-        self.processes = _worker_count() if processes is None else processes
-        self.method = method or (
-            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        )
-        self._executor: ProcessPoolExecutor | None = None
-        self._in_thread = self.processes <= 0
-        self._closed = False
-        self._starting = asyncio.Lock()
-
-    @property
-    def in_thread(self) -> bool:
-        """True once the work runs in a worker thread instead of processes."""
-        return self._in_thread
-
-    async def _ready(self) -> ProcessPoolExecutor | None:
-        """The running pool; started in a worker thread the first time (never on the event loop)."""
-        async with self._starting:
-            if self._executor is None and not (self._in_thread or self._closed):
-                try:
-                    self._executor = await asyncio.to_thread(self._launch)
-                except (BrokenProcessPool, OSError, RuntimeError, ValueError, ImportError) as error:
-                    self._give_up(error)
-        return self._executor
-
-    def _launch(self) -> ProcessPoolExecutor:
-        """Start every worker process now: later calls only hand work over."""
-        context = multiprocessing.get_context(self.method)
-        if self.method == "forkserver":
-            context.set_forkserver_preload(["bot.relevance.recommend"])
-        executor = ProcessPoolExecutor(self.processes, mp_context=context, initializer=start_worker)
-        try:  # each call while no worker is idle starts one more, up to `processes`
-            for started in [executor.submit(os.getpid) for _ in range(self.processes)]:
-                started.result()
-        except BaseException:
-            executor.shutdown(wait=False, cancel_futures=True)
-            raise
-        return executor
-
-    def _give_up(self, error: BaseException) -> None:
-        log.warning("worker processes unavailable (%s); recommendations are computed in a thread", error)
-        self._in_thread = True
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-    async def start(self) -> None:
-        """Start the processes now (best while the bot's process is small: it is forked once)."""
-        await self._ready()
-
-    async def run(self, function: Callable[[T], R], argument: T) -> R:
-        """`function(argument)` in a worker process, or in a worker thread where none can start."""
-        executor = await self._ready()
-        if executor is not None:
-            try:
-                return await asyncio.get_running_loop().run_in_executor(executor, function, argument)
-            except (BrokenProcessPool, OSError) as error:
-                self._give_up(error)
-        return await asyncio.to_thread(function, argument)
-
-    async def close(self) -> None:
-        """Stop the worker processes (waiting for work under way); later work runs in a thread."""
-        self._closed = True
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
 class Recommender:
