@@ -125,21 +125,27 @@ ADVERSARIAL = [
 ]
 
 
+def fastest(run, tries=3):
+    """The best of a few timed runs: a busy machine or a collector pass slows one run, not all."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 @pytest.mark.parametrize("text", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
 def test_adversarial_queries_are_quick(text):
-    started = time.perf_counter()
-    check_parse(text)
-    assert time.perf_counter() - started < 0.1
+    assert fastest(lambda: check_parse(text)) < 0.1
 
 
 @pytest.mark.parametrize("size", [1_000, 10_000, 100_000])
 def test_long_queries_are_parsed_in_linear_time(size):
     text = "(" * 40 + " OR ".join(f"w{n}" for n in range(size // 4)) + ")" * 40
-    started = time.perf_counter()
     query = parse_query(text, max_length=len(text))
-    elapsed = time.perf_counter() - started
     assert str(query).count(" OR ") == size // 4 - 1
-    assert elapsed < size * 20e-6
+    assert fastest(lambda: parse_query(text, max_length=len(text))) < size * 20e-6
 
 
 # --- batch matcher against the reference evaluator ----------------------------------
