@@ -331,7 +331,7 @@ async def test_training_runs_off_the_event_loop(make_core: MakeCore, workers: Wo
     assert report.users == 40 and report.papers > 0
     assert not workers.in_thread  # trained in the worker processes
     assert len(stalls) > 20  # the loop kept turning while the models were trained
-    assert max(stalls) < 0.15, f"the event loop stalled {max(stalls) * 1000:.0f} ms in {elapsed:.1f} s"
+    assert max(stalls) < 0.25, f"the event loop stalled {max(stalls) * 1000:.0f} ms in {elapsed:.1f} s"
 
 
 async def test_the_worker_processes_and_the_thread_add_the_same_recommendations(
