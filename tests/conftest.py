@@ -10,7 +10,9 @@ from the data and the documented rules instead of from the code under test.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -19,10 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings, load_settings
+from bot.db.engine import create_engine
 from bot.domain.paper import FeedResult
 from bot.feeds.detect import parse_feed_file
 from bot.services.core import Core
@@ -78,6 +84,45 @@ def load_feed(name: str | Path) -> FeedResult:
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory}/pw.db"
+
+
+PG_ENV = "PAPERWATCH_TEST_PG_URL"
+
+
+@contextlib.asynccontextmanager
+async def empty_database(kind: str, directory: Path, prefix: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty database: a new SQLite file in `directory`, or a fresh PostgreSQL
+    schema named `prefix_…` (dropped afterwards); skips when PostgreSQL is not configured."""
+    if kind == "sqlite":
+        engine = create_engine(sqlite_url(directory))
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+        return
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
+    schema = f"{prefix}_{uuid4().hex[:12]}"
+    admin = create_engine(url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(url)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _use_schema(dbapi_connection: object, _record: object) -> None:
+        # outside any transaction, so a pool rollback cannot undo it
+        dbapi_connection.run_async(  # type: ignore[attr-defined]
+            lambda raw: raw.execute(f'SET search_path TO "{schema}"')
+        )
+
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
 
 
 def base_environ(directory: Path, **overrides: str) -> dict[str, str]:

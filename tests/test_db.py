@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect, select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,9 +22,17 @@ from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
 from bot.db.search_index import search_tables
 from bot.domain.paper import ARXIV, HF, Paper
 from bot.services.core import Core
-from tests.conftest import ARXIV_DIR, HF_DIR, HF_OVERLAP, RSS_ALL, load_feed, raw_entries, sqlite_url
+from tests.conftest import (
+    ARXIV_DIR,
+    HF_DIR,
+    HF_OVERLAP,
+    RSS_ALL,
+    empty_database,
+    load_feed,
+    raw_entries,
+    sqlite_url,
+)
 
-PG_ENV = "PAPERWATCH_TEST_PG_URL"
 NOW = datetime(2024, 11, 28, 18, 0, tzinfo=UTC)
 OVERLAP_IDS = {  # SOURCES.md: the 13 papers of hf_daily/2024-11-28.json also in the RSS capture
     "2411.17949",
@@ -68,34 +74,8 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An engine on an empty database: a new SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        engine = create_engine(sqlite_url(tmp_path))
+    async with empty_database(request.param, tmp_path, "pw_test") as engine:
         yield engine
-        await engine.dispose()
-        return
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
-    schema = f"pw_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(url)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _use_schema(dbapi_connection: object, _record: object) -> None:
-        # outside any transaction, so a pool rollback cannot undo it
-        dbapi_connection.run_async(  # type: ignore[attr-defined]
-            lambda raw: raw.execute(f'SET search_path TO "{schema}"')
-        )
-
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 # --- migrations ------------------------------------------------------------------------------

@@ -6,19 +6,17 @@ PostgreSQL schema when PAPERWATCH_TEST_PG_URL is set) holding a real fixture day
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, delete, event, func, inspect, select, text
+from sqlalchemy import Connection, delete, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.db.engine import create_engine, session_factory
+from bot.db.engine import session_factory
 from bot.db.feedback import feedback_of_users
 from bot.db.migrate import alembic_config, upgrade
 from bot.db.models import Base, DeliveryRow, FeedbackRow, PaperRow, SavedPaperRow, TargetRow
@@ -26,9 +24,8 @@ from bot.db.repo import PaperRepository
 from bot.domain.paper import Paper
 from bot.services.access import NotFound, UserError
 from bot.services.feedback import MIN_POSITIVES, FeedbackService
-from tests.conftest import HF_OVERLAP, FakeClock, load_feed, raw_entries, sqlite_url
+from tests.conftest import HF_OVERLAP, FakeClock, empty_database, load_feed, raw_entries
 
-PG_ENV = "PAPERWATCH_TEST_PG_URL"
 ALICE = 111_111_111_111_111_111
 BOB = 222_222_222_222_222_222
 NOW = datetime(2024, 11, 28, 18, 0, tzinfo=UTC)
@@ -41,41 +38,11 @@ assert UNSTORED not in FEED_IDS
 # --- engines --------------------------------------------------------------------------------------
 
 
-async def _pg_engine(url: str, prefix: str) -> tuple[AsyncEngine, AsyncEngine, str]:
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(url)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _use_schema(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection.run_async(  # type: ignore[attr-defined]
-            lambda raw: raw.execute(f'SET search_path TO "{schema}"')
-        )
-
-    return engine, admin, schema
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def bare_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An engine on an empty database: a new SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        engine = create_engine(sqlite_url(tmp_path))
+    async with empty_database(request.param, tmp_path, "pw_feedback") as engine:
         yield engine
-        await engine.dispose()
-        return
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
-    engine, admin, schema = await _pg_engine(url, "pw_feedback")
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @pytest.fixture

@@ -8,16 +8,14 @@ reference matcher finds when it is run on every stored paper.
 
 from __future__ import annotations
 
-import os
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.db.candidates import Plan, driving_text, fetch_candidates, paper_of
@@ -32,9 +30,8 @@ from bot.domain.parser import parse_query
 from bot.domain.query import Query
 from bot.domain.text import words
 from bot.services.core import Core
-from tests.conftest import ALL_FEED_FILES, HF_OVERLAP, load_feed, sqlite_url
+from tests.conftest import ALL_FEED_FILES, HF_OVERLAP, empty_database, load_feed, sqlite_url
 
-PG_ENV = "PAPERWATCH_TEST_PG_URL"
 NOW = datetime(2024, 11, 28, 18, 0, tzinfo=UTC)
 
 # Papers whose text the databases' own tokenizers would read differently from the query
@@ -135,35 +132,9 @@ async def _store_fixtures(sessions: async_sessionmaker[AsyncSession]) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """A migrated database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        found = create_engine(sqlite_url(tmp_path))
+    async with empty_database(request.param, tmp_path, "pw_search") as found:
         await upgrade(found)
         yield found
-        await found.dispose()
-        return
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
-    schema = f"pw_search_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    found = create_engine(url)
-
-    @event.listens_for(found.sync_engine, "connect")
-    def _use_schema(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection.run_async(  # type: ignore[attr-defined]
-            lambda raw: raw.execute(f'SET search_path TO "{schema}"')
-        )
-
-    try:
-        await upgrade(found)
-        yield found
-    finally:
-        await found.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @pytest.fixture
