@@ -15,7 +15,9 @@ import contextlib
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,16 +110,28 @@ async def finish_and_check(world: CrashWorld, lost: StoredMessage, expected: set
     assert {rows[url]["message_id"] for url in lost_urls} == {lost.id}
 
 
-async def test_channel_digest_after_an_outage_longer_than_the_nonce_window(world: CrashWorld) -> None:
+@dataclass
+class LostDigest:
+    """A channel digest whose first message Discord made but whose answer was lost."""
+
+    entries: list[dict[str, Any]]
+    guild_id: int
+    channel_id: int
+    admin_id: int
+    lost: StoredMessage
+
+
+async def lose_a_channel_digest(world: CrashWorld) -> LostDigest:
+    """A watch on every paper of the day in #papers, `/digest now`, and the bot killed once
+    Discord has stored the first message but before its answer arrives."""
     entries = load_hf_day(DAY)
-    expected = world.expected = {paper_url(e) for e in entries}
+    world.expected = {paper_url(e) for e in entries}
     fake = world.fake
     guild = fake.add_guild("Reading group", channels=("papers",))
     admin = fake.add_member(guild.id, username="admin", permissions=Perm.MANAGE_CHANNELS | Perm.SEND_MESSAGES)
     channel_id = guild.channel_ids[0]
     world.targets = [Target("#papers", channel_id=channel_id)]
     world.feeds.days[today_iso()] = entries
-
     with show_on_failure(world):
         await world.start()
         await world.wait_ready()
@@ -130,6 +144,14 @@ async def test_channel_digest_after_an_outage_longer_than_the_nonce_window(world
         fake.delay("POST", MESSAGES, 0.5, after_effect=True)
         await fake.invoke_command(guild.id, channel_id, admin.user_id, "digest now")
         lost = await lose_first_answer_and_kill(world)
+    return LostDigest(entries, guild.id, channel_id, admin.user_id, lost)
+
+
+async def test_channel_digest_after_an_outage_longer_than_the_nonce_window(world: CrashWorld) -> None:
+    day = await lose_a_channel_digest(world)
+    entries, expected, lost = day.entries, world.expected, day.lost
+
+    with show_on_failure(world):
         assert len(lost.embeds) == 10 and "50 new papers" in lost.content
         assert delivery_statuses(world.db) == Counter(claimed=len(entries))
 
@@ -187,26 +209,10 @@ async def test_instant_post_after_an_outage_longer_than_the_nonce_window(
 
 
 async def test_crash_between_reading_the_history_and_recording_it(world: CrashWorld) -> None:
-    entries = load_hf_day(DAY)
-    expected = world.expected = {paper_url(e) for e in entries}
-    fake = world.fake
-    guild = fake.add_guild("Reading group", channels=("papers",))
-    admin = fake.add_member(guild.id, username="admin", permissions=Perm.MANAGE_CHANNELS | Perm.SEND_MESSAGES)
-    channel_id = guild.channel_ids[0]
-    world.targets = [Target("#papers", channel_id=channel_id)]
-    world.feeds.days[today_iso()] = entries
+    day = await lose_a_channel_digest(world)
+    expected, fake, lost, channel_id = world.expected, world.fake, day.lost, day.channel_id
 
     with show_on_failure(world):
-        await world.start()
-        await world.wait_ready()
-        await world.until(lambda: bool(fake.commands()), 10, "the commands to be synced")
-        await command(world, guild.id, channel_id, admin.user_id, "watch add", query="upvotes>=0")
-        await world.until(
-            lambda: delivery_statuses(world.db) == Counter(pending=len(entries)), 20, "the papers matched"
-        )
-        fake.delay("POST", MESSAGES, 0.5, after_effect=True)
-        await fake.invoke_command(guild.id, channel_id, admin.user_id, "digest now")
-        lost = await lose_first_answer_and_kill(world)
         claims = {(r["id"], r["nonce"], r["claimed_at"]) for r in delivery_rows(world.db)}
 
         # The next start reads the history; while Discord answers, the test takes the database's
@@ -234,27 +240,11 @@ async def test_crash_between_reading_the_history_and_recording_it(world: CrashWo
 
 @pytest.mark.parametrize("refusal", ["403", "no Read Message History"])
 async def test_unreadable_history_pauses_the_channel_until_resumed(world: CrashWorld, refusal: str) -> None:
-    entries = load_hf_day(DAY)
-    expected = world.expected = {paper_url(e) for e in entries}
-    fake = world.fake
-    guild = fake.add_guild("Reading group", channels=("papers",))
-    admin = fake.add_member(guild.id, username="admin", permissions=Perm.MANAGE_CHANNELS | Perm.SEND_MESSAGES)
-    channel_id = guild.channel_ids[0]
-    world.targets = [Target("#papers", channel_id=channel_id)]
-    world.feeds.days[today_iso()] = entries
+    day = await lose_a_channel_digest(world)
+    entries, expected, fake, lost = day.entries, world.expected, world.fake, day.lost
+    guild_id, channel_id, admin_id = day.guild_id, day.channel_id, day.admin_id
 
     with show_on_failure(world):
-        await world.start()
-        await world.wait_ready()
-        await world.until(lambda: bool(fake.commands()), 10, "the commands to be synced")
-        await command(world, guild.id, channel_id, admin.user_id, "watch add", query="upvotes>=0")
-        await world.until(
-            lambda: delivery_statuses(world.db) == Counter(pending=len(entries)), 20, "the papers matched"
-        )
-        fake.delay("POST", MESSAGES, 0.5, after_effect=True)
-        await fake.invoke_command(guild.id, channel_id, admin.user_id, "digest now")
-        lost = await lose_first_answer_and_kill(world)
-
         # Discord refuses the read (403), or answers an empty list because Read Message
         # History was taken away: neither may be taken as "nothing was posted"
         if refusal == "403":
@@ -268,7 +258,7 @@ async def test_unreadable_history_pauses_the_channel_until_resumed(world: CrashW
         assert world.life_posts() == []
         assert delivery_statuses(world.db) == Counter(claimed=len(entries))  # kept for later
         [watch_id] = [w for (w,) in query(world.db, "SELECT id FROM watches")]
-        text = await command(world, guild.id, channel_id, admin.user_id, "watch list")
+        text = await command(world, guild_id, channel_id, admin_id, "watch list")
         assert "paused" in text.lower(), text
 
         # the permission comes back and the watch is resumed: the history decides
@@ -276,7 +266,7 @@ async def test_unreadable_history_pauses_the_channel_until_resumed(world: CrashW
             rule.cancel()
         else:
             fake.allow_channel(channel_id)
-        text = await command(world, guild.id, channel_id, admin.user_id, "watch resume", watch=watch_id)
+        text = await command(world, guild_id, channel_id, admin_id, "watch resume", watch=watch_id)
         world.fake.clear_faults()
         await world.until(
             lambda: (
