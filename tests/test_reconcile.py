@@ -48,6 +48,15 @@ def sender_losing_first_answer(clock: FakeClock, *, posted: bool) -> RecordingSe
     return sender
 
 
+async def digest_with_a_lost_answer(core: Core, clock: FakeClock) -> RecordingSender:
+    """A channel's digest posted at its time, Discord storing the first message whose answer is lost."""
+    await channel_with_matches(core, clock)
+    sender = sender_losing_first_answer(clock, posted=True)
+    clock.set(NEXT_DIGEST)
+    await deliverer(core, sender).run_due_digests()
+    return sender
+
+
 def assert_each_paper_once(sender: RecordingSender, expected: list[str]) -> None:
     counts = Counter(sender.posted_paper_ids())
     assert sorted(counts) == sorted(expected)
@@ -161,10 +170,7 @@ async def test_instant_post_and_dm_alert_after_an_outage(core: Core, clock: Fake
 async def test_claims_inside_the_window_are_resent_with_their_nonce_without_reading_history(
     core: Core, clock: FakeClock
 ) -> None:
-    await channel_with_matches(core, clock)
-    sender = sender_losing_first_answer(clock, posted=True)
-    clock.set(NEXT_DIGEST)
-    await deliverer(core, sender).run_due_digests()
+    sender = await digest_with_a_lost_answer(core, clock)
     [(_, _, first_nonce, first_id)] = sender.posted
     clock.advance(minutes=4)
     await deliverer(core, sender).recover()
@@ -197,10 +203,7 @@ async def test_crash_after_reading_history_changes_nothing_and_the_next_start_fi
     make_core: MakeCore, clock: FakeClock
 ) -> None:
     core = await make_core()
-    await channel_with_matches(core, clock)
-    sender = sender_losing_first_answer(clock, posted=True)
-    clock.set(NEXT_DIGEST)
-    await deliverer(core, sender).run_due_digests()
+    sender = await digest_with_a_lost_answer(core, clock)
     before = {r.id: (r.status, r.nonce, r.claimed_at, r.attempts) for r in await rows(core)}
 
     class DyingAfterTheRead(RecordingSender):
@@ -229,10 +232,7 @@ async def test_crash_after_reading_history_changes_nothing_and_the_next_start_fi
 async def test_crash_after_renewing_claims_resends_them_under_the_new_nonce(
     core: Core, clock: FakeClock
 ) -> None:
-    await channel_with_matches(core, clock)
-    sender = sender_losing_first_answer(clock, posted=True)
-    clock.set(NEXT_DIGEST)
-    await deliverer(core, sender).run_due_digests()
+    sender = await digest_with_a_lost_answer(core, clock)
     clock.advance(OUTAGE)
 
     class DyingOnTheFirstResend(RecordingSender):
