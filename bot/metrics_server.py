@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.config_checks import listen_address
 from bot.metrics import Metrics, active
 from bot.services.clock import Clock
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,7 @@ class MetricsServer:
 
     async def close(self) -> None:
         if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
+            await cancel_and_wait(self._refresher)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -79,7 +79,8 @@ class MetricsServer:
         """Read the outbox for its gauges now; False (and the last reading kept) if that failed."""
         try:
             async with self.sessions() as session:
-                await asyncio.wait_for(self.metrics.outbox.refresh(session), DB_TIMEOUT * 5)
+                async with asyncio.timeout(DB_TIMEOUT * 5):
+                    await self.metrics.outbox.refresh(session)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             if not self._refresh_failing:
                 log.warning("reading the outbox for the metrics failed: %s", type(exc).__name__)
@@ -100,7 +101,8 @@ class MetricsServer:
         """None when the database answers a trivial query in time, else what went wrong."""
         try:
             async with self.sessions() as session:
-                await asyncio.wait_for(session.execute(text("SELECT 1")), DB_TIMEOUT)
+                async with asyncio.timeout(DB_TIMEOUT):
+                    await session.execute(text("SELECT 1"))
         except TimeoutError:
             return f"no answer within {DB_TIMEOUT:.0f} s"
         except (SQLAlchemyError, OSError) as exc:

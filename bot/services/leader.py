@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot import metrics
 from bot.db.lock import LOCK_SPACE, LockPurpose, advisory_key
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,7 @@ class Leadership:
     async def stop(self) -> None:
         """Stop trying; a held lock is given back by closing its connection."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         await self._drop()
         if self.leading:
@@ -123,8 +122,9 @@ class Leadership:
         if connection is None:
             return False
         try:
-            await asyncio.wait_for(connection.scalar(text("SELECT 1")), timeout=self.check_interval)
-            await connection.commit()
+            async with asyncio.timeout(self.check_interval):
+                await connection.scalar(text("SELECT 1"))
+                await connection.commit()
         except Exception:
             return False
         return True

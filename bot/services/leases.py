@@ -17,7 +17,6 @@ Lease times are the database's own clock (`now()`), so the processes' clocks nee
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db.models import DELIVERY_PENDING, DeliveryRow, ProcessRow, TargetRow
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ class Leases:
     async def stop(self, *, release: bool = True) -> None:
         """Stop the heartbeat; `release`: give back every target held and leave the table."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if not release:
             return
