@@ -3,6 +3,8 @@
 The papers come newest saved first, as `/paper saved` lists them. BibTeX entries are built by
 bot/domain/bibtex.py and written with bibtexparser; CSV has one row a paper with the columns
 `id,title,authors,published,url,saved_at` (authors joined with "; ", dates in ISO 8601, UTC).
+A cell that a spreadsheet would read as a formula (it starts with `=`, `+`, `-`, `@`, a tab or
+a carriage return) gets a leading `'`, so a feed's text is never run when the file is opened.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ ExportFormat = Literal["bib", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("bib", "csv")
 CSV_COLUMNS = ("id", "title", "authors", "published", "url", "saved_at")
 AUTHOR_SEPARATOR = "; "
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell as text a spreadsheet shows and never evaluates."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +45,15 @@ def reading_list_csv(saved: list[tuple[Paper, datetime]]) -> str:
     writer.writerow(CSV_COLUMNS)
     for paper, saved_at in saved:
         published = paper.published_at.astimezone(UTC).date().isoformat() if paper.published_at else ""
-        writer.writerow(
-            (
-                paper.arxiv_id,
-                paper.title,
-                AUTHOR_SEPARATOR.join(paper.authors),
-                published,
-                paper.abs_url,
-                saved_at.astimezone(UTC).isoformat(timespec="seconds"),
-            )
+        row = (
+            paper.arxiv_id,
+            paper.title,
+            AUTHOR_SEPARATOR.join(paper.authors),
+            published,
+            paper.abs_url,
+            saved_at.astimezone(UTC).isoformat(timespec="seconds"),
         )
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()
 
 
