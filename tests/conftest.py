@@ -24,6 +24,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +33,12 @@ from bot.db.engine import create_engine
 from bot.domain.paper import FeedResult
 from bot.feeds.detect import parse_feed_file
 from bot.services.core import Core
+
+# `make test` is a gate: the property tests draw the same examples on every run, so a
+# failure names a change, not a lucky draw. `HYPOTHESIS_PROFILE=explore` draws new ones.
+hypothesis_settings.register_profile("gate", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False, max_examples=500)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
 HF_DIR = FEEDS / "hf_daily"

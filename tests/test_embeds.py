@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.discord.embeds import render
+from bot.discord.embeds import EMBEDS_PER_MESSAGE, render
 from bot.domain.digest import DigestEntry, Match, compose_digest
 from bot.domain.paper import ARXIV, HF, Paper
 from bot.services.outbox import OutgoingMessage
@@ -307,7 +307,9 @@ def papers(draw: st.DrawFn, index: int) -> Paper:
 
 @st.composite
 def digests_and_kinds(draw: st.DrawFn) -> tuple[list[DigestEntry], int, str]:
-    count = draw(st.integers(min_value=1, max_value=26))
+    kind = draw(st.sampled_from(["digest", "instant", "resend"]))
+    # a re-send is one claimed message again: at most one message's papers
+    count = draw(st.integers(min_value=1, max_value=EMBEDS_PER_MESSAGE if kind == "resend" else 26))
     entries = []
     for index in range(count):
         matches = tuple(
@@ -319,11 +321,7 @@ def digests_and_kinds(draw: st.DrawFn) -> tuple[list[DigestEntry], int, str]:
             for _ in range(draw(st.integers(min_value=1, max_value=3)))
         )
         entries.append(DigestEntry(paper=draw(papers(index)), matches=matches, delivery_id=index + 1))
-    return (
-        entries,
-        draw(st.integers(min_value=1, max_value=40)),
-        draw(st.sampled_from(["digest", "instant", "resend"])),
-    )
+    return entries, draw(st.integers(min_value=1, max_value=40)), kind
 
 
 @settings(
