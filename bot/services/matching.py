@@ -164,10 +164,8 @@ class WatchMatcher:
         done = await deliveries.existing_pairs({t for t, _ in hits}, {p for _, p in hits})
         fresh = {pair: matched for pair, matched in hits.items() if pair not in done}
         now = self.clock.now() if self.clock is not None else None
-        rows, counts = await asyncio.to_thread(self._rows, fresh, papers, likes, now)
-        report.instant_targets.update(
-            t for (t, _), m in fresh.items() if any(w.mode == MODE_INSTANT for w in m)
-        )
+        rows, counts, instant_targets = await asyncio.to_thread(self._rows, fresh, papers, likes, now)
+        report.instant_targets.update(instant_targets)
         report.deliveries = await deliveries.add_pending(rows)
         metrics.record_matches(report.deliveries)
         await WatchRepository(session).add_matches(counts)
@@ -201,16 +199,20 @@ class WatchMatcher:
         papers: Sequence[Paper],
         likes: LikeScores | None,
         now: datetime | None,
-    ) -> tuple[list[dict[str, object]], dict[int, int]]:
-        """The pending delivery rows of new hits, with why each matched, and matches per watch."""
+    ) -> tuple[list[dict[str, object]], dict[int, int], set[int]]:
+        """The pending delivery rows of new hits, with why each matched; matches per watch; the
+        targets that have an instant post to make."""
         by_id = {paper.arxiv_id: paper for paper in papers}
         texts: dict[str, PaperWords] = {}  # each paper's words, computed once for this batch
         rows: list[dict[str, object]] = []
         counts: dict[int, int] = {}
+        instant_targets: set[int] = set()
         for (target_id, paper_id), matched in hits.items():
             paper = by_id[paper_id]
             text = texts.get(paper_id) or texts.setdefault(paper_id, paper_words(paper))
             instant = any(w.mode == MODE_INSTANT for w in matched)
+            if instant:
+                instant_targets.add(target_id)
             words: list[list[str]] = []
             for watch in matched:
                 counts[watch.id] = counts.get(watch.id, 0) + 1
@@ -232,7 +234,7 @@ class WatchMatcher:
                     **({"created_at": now} if now is not None else {}),
                 }
             )
-        return rows, counts
+        return rows, counts, instant_targets
 
     async def like_scores(
         self, session: AsyncSession | None, papers: Sequence[Paper], liked: Sequence[str]
