@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m bench.bench_relevance
 	$(BIN)/python -m bench.bench_clicks
 	$(BIN)/python -m bench.bench_fanout
+	$(BIN)/python -m bench.bench_watches
 
 soak: install
 	$(BIN)/python -m bench.soak

@@ -15,10 +15,11 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.db import repo as repo_module
 from bot.db.engine import create_engine, session_factory
 from bot.db.migrate import alembic_config, current_revision, upgrade
 from bot.db.models import Base, DeliveryRow, PaperRow, TargetRow, WatchRow
-from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
+from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository, WatchRepository
 from bot.db.search_index import search_tables
 from bot.domain.paper import ARXIV, HF, Paper
 from bot.services.core import Core
@@ -362,3 +363,41 @@ async def test_core_open_without_migrating_leaves_the_database_alone(
         assert await table_names(core.engine) == set()
     finally:
         await core.close()
+
+
+# --- the watches an ingest matches against ----------------------------------------------------
+
+
+async def test_active_watches_are_read_in_slices_without_the_paused(
+    empty_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More watches than one slice: every active one comes back once, by id, with its values."""
+    monkeypatch.setattr(repo_module, "ACTIVE_SLICE", 7)
+    await upgrade(empty_engine)
+    sessions = session_factory(empty_engine)
+    created = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    async with sessions.begin() as session:
+        session.add_all([TargetRow(id=t, kind="channel", channel_id=100 + t) for t in (1, 2)])
+        await session.flush()
+        session.add_all(
+            WatchRow(
+                target_id=1 + i % 2,
+                query=f"topic{i}",
+                mode="instant" if i % 3 == 0 else "digest",
+                min_upvotes=i if i % 4 == 0 else None,
+                created_by=5,
+                created_at=created + timedelta(minutes=i),
+                paused=i % 5 == 0,
+            )
+            for i in range(1, 31)
+        )
+    async with sessions() as session:
+        active = await WatchRepository(session).active()
+    kept = [i for i in range(1, 31) if i % 5 != 0]
+    assert [w.query for w in active] == [f"topic{i}" for i in kept]
+    assert [w.id for w in active] == sorted(w.id for w in active)
+    for watch, i in zip(active, kept, strict=True):
+        assert watch.target_id == 1 + i % 2
+        assert watch.mode == ("instant" if i % 3 == 0 else "digest")
+        assert watch.min_upvotes == (i if i % 4 == 0 else None)
+        assert watch.created_at == created + timedelta(minutes=i)

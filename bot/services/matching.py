@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
-from bot.db.models import MODE_INSTANT, TargetRow, WatchRow
-from bot.db.repo import DeliveryRepository, WatchRepository
+from bot.db.models import MODE_INSTANT
+from bot.db.repo import ActiveWatch, DeliveryRepository, WatchRepository
 from bot.domain.batch import PaperBatch, iter_bits
 from bot.domain.matcher import PaperWords, explain, paper_words
 from bot.domain.paper import Paper
@@ -126,7 +126,7 @@ class WatchMatcher:
             self._compiled_set, self._compiled_for = compiled, entries
             return compiled
 
-    def eligible(self, watch: WatchRow, paper: Paper) -> bool:
+    def eligible(self, watch: ActiveWatch, paper: Paper) -> bool:
         """A watch takes part from its creation; a digest watch also looks back `lookback_hours`."""
         seen = paper.first_seen_at
         if seen is None:
@@ -149,12 +149,12 @@ class WatchMatcher:
         if not active:
             return report
         entries: list[Entry] = []
-        watches: dict[int, tuple[WatchRow, TargetRow]] = {}
-        for watch, target in active:
+        watches: dict[int, ActiveWatch] = {}
+        for watch in active:
             if only_watch_ids is not None and watch.id not in only_watch_ids:
                 continue
             entries.append((watch.id, watch.query, watch.min_upvotes))
-            watches[watch.id] = (watch, target)
+            watches[watch.id] = watch
         compiled = await asyncio.to_thread(self._compiled, entries, only_watch_ids is None)
         likes = await self.like_scores(session, papers, compiled.liked_ids)
         hits = await asyncio.to_thread(self._hits, compiled, papers, likes, watches)
@@ -176,26 +176,26 @@ class WatchMatcher:
         compiled: WatchSet,
         papers: Sequence[Paper],
         likes: LikeScores | None,
-        watches: Mapping[int, tuple[WatchRow, TargetRow]],
-    ) -> dict[tuple[int, str], list[WatchRow]]:
+        watches: Mapping[int, ActiveWatch],
+    ) -> dict[tuple[int, str], list[ActiveWatch]]:
         """Which watches of which target match which paper of the batch (a worker thread)."""
         batch = PaperBatch.build(papers, likes.bits if likes else None)
         with self._compile_lock:  # the shared set changes in place: never while it is matched
             bitmaps = compiled.match(batch)
-        hits: dict[tuple[int, str], list[WatchRow]] = {}
+        hits: dict[tuple[int, str], list[ActiveWatch]] = {}
         for watch_id, bits in bitmaps.items():
             if watch_id not in watches:  # added to the shared set by a later call
                 continue
-            watch, target = watches[watch_id]
+            watch = watches[watch_id]
             for index in iter_bits(bits):
                 paper = papers[index]
                 if self.eligible(watch, paper):
-                    hits.setdefault((target.id, paper.arxiv_id), []).append(watch)
+                    hits.setdefault((watch.target_id, paper.arxiv_id), []).append(watch)
         return hits
 
     def _rows(
         self,
-        hits: Mapping[tuple[int, str], list[WatchRow]],
+        hits: Mapping[tuple[int, str], list[ActiveWatch]],
         papers: Sequence[Paper],
         likes: LikeScores | None,
         now: datetime | None,
