@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from bot.db.models import TargetRow, WatchRow
 from bot.db.repo import TargetRepository, WatchRepository
 from bot.services.access import Caller, NotFound, UserError, schedule_defaults
 from bot.services.digests import DigestInfo, apply_schedule, digest_info, parse_schedule, target_schedule
-from bot.services.subscriptions import AddedWatch, Subscriptions, WatchView, choices_of, view_of
+from bot.services.subscriptions import AddedWatch, SubscriptionService, WatchView, choices_of, view_of
 
 
-class AlertService:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        settings: Settings,
-        subscriptions: Subscriptions,
-    ) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.subscriptions = subscriptions
-
+class AlertService(SubscriptionService):
     async def add_alert(
         self, caller: Caller, *, query: str, mode: str | None = None, min_upvotes: int | None = None
     ) -> AddedWatch:

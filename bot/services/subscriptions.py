@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.db.models import MODE_DIGEST, MODE_INSTANT, TargetRow, WatchRow
@@ -133,3 +133,17 @@ class Subscriptions:
         await session.delete(watch)
         await session.flush()
         return view
+
+
+class SubscriptionService:
+    """What the channel-watch and DM-alert services are made of."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        subscriptions: Subscriptions,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.subscriptions = subscriptions

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from bot.db.models import TARGET_CHANNEL, TargetRow, WatchRow
 from bot.db.repo import TargetRepository, WatchRepository
 from bot.services.access import Caller, NotFound, UserError, own_channel, require_guild, require_manage
 from bot.services.digests import target_schedule
-from bot.services.subscriptions import AddedWatch, Subscriptions, WatchView, choices_of, view_of
+from bot.services.subscriptions import AddedWatch, SubscriptionService, WatchView, choices_of, view_of
 
 
-class WatchService:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        settings: Settings,
-        subscriptions: Subscriptions,
-    ) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.subscriptions = subscriptions
-
+class WatchService(SubscriptionService):
     async def add_watch(
         self,
         caller: Caller,
