@@ -25,6 +25,7 @@ from bot.db.models import (
     DELIVERY_PENDING,
     MODE_DIGEST,
     MODE_INSTANT,
+    MODE_SAVED,
     DeliveryRow,
     TargetRow,
 )
@@ -60,7 +61,7 @@ class OutboxSnapshot:
         waiting = and_(
             DeliveryRow.status == DELIVERY_PENDING,
             TargetRow.paused_reason.is_(None),
-            or_(DeliveryRow.mode == MODE_INSTANT, TargetRow.digest_paused.is_(False)),
+            or_(DeliveryRow.mode.in_((MODE_INSTANT, MODE_SAVED)), TargetRow.digest_paused.is_(False)),
         )
         rows = await session.execute(
             select(DeliveryRow.mode, func.count(), func.min(DeliveryRow.created_at))
@@ -93,7 +94,7 @@ class OutboxCollector(Collector):
             return
         pending = GaugeMetricFamily(
             "paperwatch_outbox_pending",
-            "Deliveries waiting to be posted, by mode (instant or digest); paused targets not counted",
+            "Deliveries waiting to be posted, by mode (instant, digest or saved); paused targets not counted",
             labels=["mode"],
         )
         age = GaugeMetricFamily(
@@ -102,7 +103,7 @@ class OutboxCollector(Collector):
             labels=["mode"],
         )
         now = snap.now()
-        for mode in (MODE_INSTANT, MODE_DIGEST):
+        for mode in (MODE_INSTANT, MODE_DIGEST, MODE_SAVED):
             pending.add_metric([mode], snap.pending.get(mode, 0))
             first = snap.oldest_pending.get(mode)
             age.add_metric([mode], max(0.0, (now - first).total_seconds()) if first else 0.0)

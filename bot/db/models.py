@@ -37,6 +37,8 @@ TARGET_USER = "user"
 
 MODE_DIGEST = "digest"
 MODE_INSTANT = "instant"
+MODE_SAVED = "saved"
+"""A paper someone saved from a message's panel, sent to their DMs through the outbox."""
 
 DELIVERY_PENDING = "pending"
 DELIVERY_CLAIMED = "claimed"

@@ -10,6 +10,7 @@ import re
 from dataclasses import replace
 from datetime import UTC
 
+from bot.db.models import MODE_SAVED
 from bot.discord.components.layout import message_components
 from bot.domain.digest import Digest, DigestEntry, header_line, overflow_line
 from bot.domain.matcher import is_like_reason
@@ -29,6 +30,7 @@ SUMMARY_CHARS = 350
 AUTHORS_CHARS = 300
 FOOTER_CHARS = 400
 WHY_CHARS = 400
+SAVED_HEADER = "📌 Saved to your reading list:"
 RECOMMENDED_HEADER = "✨ **Recommended for you**: new papers close to the ones you liked"
 
 ZWSP = "\u200b"
@@ -256,6 +258,8 @@ def render(digest: Digest, kind: str) -> list[OutgoingMessage]:
         names = ", ".join(f"{code_span(q)} (#{w})" for w, q in digest.watches)
         header = cut(defuse_mentions(f"🔔 New for {names}"), CONTENT_LIMIT)
         return pack_messages(digest.entries, header, None, target_id=digest.target_id)
+    if kind == MODE_SAVED:
+        return pack_messages(digest.entries, SAVED_HEADER, None, target_id=digest.target_id)
     if kind == "resend":
         return [one_message(digest.entries, target_id=digest.target_id, more=digest.overflow > 0)]
     matched = [entry for entry in digest.entries if not entry.recommended]

@@ -24,6 +24,7 @@ from bot.db.models import (
     DELIVERY_CLAIMED,
     DELIVERY_FAILED,
     MODE_INSTANT,
+    MODE_SAVED,
     TARGET_CHANNEL,
     DeliveryRow,
     TargetRow,
@@ -172,17 +173,21 @@ class Deliverer:
         await self.work.each(due, one)
 
     async def flush_instant(self, target_ids: Sequence[int] | None = None) -> DeliveryReport:
-        """Post pending instant deliveries (all targets, or the ones named)."""
+        """Post what does not wait for a digest, instant posts and saved papers' DMs (all
+        targets, or the ones named)."""
         report = DeliveryReport()
         if target_ids is None:
             async with self.sessions() as session:
-                target_ids = await DeliveryRepository(session).targets_with_pending(MODE_INSTANT)
+                repository = DeliveryRepository(session)
+                waiting = [await repository.targets_with_pending(m) for m in (MODE_INSTANT, MODE_SAVED)]
+                target_ids = sorted(set().union(*waiting))
 
         async def one(target_id: int) -> None:
             async with self.work.hold(target_id) as mine:
                 if mine and not self._closing:
                     await self._resend_claimed(target_id, report)
                     await self._deliver(target_id, MODE_INSTANT, report, scheduled=False)
+                    await self._deliver(target_id, MODE_SAVED, report, scheduled=False)
 
         await self.work.each(target_ids, one)
         return report
@@ -255,7 +260,7 @@ class Deliverer:
                 target.last_digest_at = now
             if target.paused_reason or (scheduled and target.digest_paused):
                 return
-            mode = MODE_INSTANT if kind == MODE_INSTANT else None
+            mode = kind if kind in (MODE_INSTANT, MODE_SAVED) else None
             rows = await DeliveryRepository(session).pending_for_target(target_id, mode=mode)
             if not rows:
                 return

@@ -10,15 +10,16 @@ state (saved? which vote?) is read from storage on every click: nothing is kept 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.feedback import FeedbackRepository, SavedPaperRepository
-from bot.db.models import TARGET_CHANNEL, TargetRow
-from bot.db.repo import PaperRepository
+from bot.db.models import DELIVERY_PENDING, MODE_SAVED, TARGET_CHANNEL, TargetRow
+from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
 from bot.domain.bibtex import bibtex_entry
 from bot.domain.paper import Paper, normalize_arxiv_id
-from bot.services.access import Caller, NotFound, UserError
+from bot.services.access import Caller, NotFound, UserError, schedule_defaults
 from bot.services.delivery import Deliverer
 from bot.services.feedback import FeedbackService
 from bot.services.outbox import NextPage
@@ -44,6 +45,26 @@ class PanelState:
     @property
     def in_channel(self) -> bool:
         return self.channel_id is not None
+
+
+class SavedDm(Enum):
+    """What became of the DM that brings a newly saved paper to the person who saved it."""
+
+    SENT = "sent"
+    IN_DMS = "in_dms"
+    """The paper is in their DMs already, or on its way there as an alert: no second copy."""
+    CLOSED = "closed"
+    """Their DMs are closed (or their DM alerts paused for another refusal): nothing sent."""
+    LATER = "later"
+    """Discord did not take it now (a 5xx, a rate limit): the outbox retries it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    state: PanelState
+    already: bool
+    """It was on the reading list already: nothing changed, nothing sent."""
+    dm: SavedDm | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +125,46 @@ class PaperActions:
         async with self.sessions() as session:
             return await self._state(session, caller, target_id, raw_id)
 
-    async def save(self, caller: Caller, target_id: int, raw_id: str) -> tuple[PanelState, bool]:
-        """Put the paper on the person's reading list; True when it was there already."""
+    async def save(self, caller: Caller, target_id: int, raw_id: str) -> Saved:
+        """Put the paper on the person's reading list and, the first time, send it to their DMs.
+
+        The DM goes through the outbox like every message: a pending delivery of the paper to
+        the person's DM target, posted at once and retried if Discord does not take it now.
+        The outbox sends a paper to a target once, so a paper already in their DMs (as an alert)
+        is not sent again.
+        """
         state = await self.panel(caller, target_id, raw_id)
         _, already = await self.feedback.save(caller.user_id, state.paper.arxiv_id)
-        return await self.panel(caller, target_id, raw_id), already
+        state = await self.panel(caller, target_id, raw_id)
+        if already:
+            return Saved(state, already=True)
+        async with self.sessions.begin() as session:
+            dms = await TargetRepository(session).ensure_user(
+                caller.user_id, **schedule_defaults(self.watches.settings)
+            )
+            dms_id = dms.id
+            added = await DeliveryRepository(session).add_pending(
+                [
+                    {
+                        "target_id": dms_id,
+                        "paper_id": state.paper.arxiv_id,
+                        "watch_ids": [],
+                        "matched_terms": [],
+                        "mode": MODE_SAVED,
+                        "status": DELIVERY_PENDING,
+                        "attempts": 0,
+                    }
+                ]
+            )
+        if not added:
+            return Saved(state, already=False, dm=SavedDm.IN_DMS)
+        report = await self.deliverer.flush_instant([dms_id])
+        if report.papers:
+            return Saved(state, already=False, dm=SavedDm.SENT)
+        async with self.sessions() as session:
+            now = await session.get(TargetRow, dms_id)
+            closed = now is not None and now.paused_reason is not None
+        return Saved(state, already=False, dm=SavedDm.CLOSED if closed else SavedDm.LATER)
 
     async def rate(self, caller: Caller, target_id: int, raw_id: str, value: int) -> PanelState:
         """👍 (1) or 👎 (-1); pressing the vote the person already gave takes it back."""

@@ -111,6 +111,58 @@ async def test_save_pressed_twice_at_once_dms_once(world: World) -> None:
     assert len(world.fake.dm_messages(world.member_id)) == 1
 
 
+async def save_from_panel(world: World, message: Any, paper: str) -> str:
+    """A member saves `paper` from `message`'s panel; the panel's note afterwards."""
+    shown = await panel(world, message, paper, user_id=world.member_id)
+    click = await world.click(shown, button(shown, "Save")["custom_id"], user_id=world.member_id)
+    return str((await click.wait_update()).content)
+
+
+async def test_a_saved_papers_dm_goes_through_the_outbox_and_is_retried(world: World) -> None:
+    posts = await digest(world, papers=3)
+    paper = select_of(posts[0])["options"][0]["value"]
+    world.fake.fail_next("POST", r"/channels/\d+/messages", 503, times=1)
+    note = await save_from_panel(world, posts[0], paper)
+    assert "will reach your DMs shortly" in note
+    assert world.fake.dm_messages(world.member_id) == []
+    rows = await query_db(
+        world, "SELECT mode, status FROM deliveries WHERE paper_id = :p AND watch_id IS NULL", p=paper
+    )
+    assert rows == [("saved", "claimed")]  # kept, under its nonce, for the retry
+    assert world.app is not None and world.app.timetable is not None
+    await world.app.timetable.check()  # the outbox's regular round
+    dms = world.fake.dm_messages(world.member_id)
+    assert (len(dms) == 1 and urls(dms) == [f"https://huggingface.co/papers/{paper}"]) or urls(dms)[
+        0
+    ].endswith(paper)
+    assert dms[0].data["content"].startswith("📌 Saved to your reading list")
+    assert select_of(dms[0])["options"][0]["value"] == paper  # a paper message like any other
+    await world.app.timetable.check()
+    assert len(world.fake.dm_messages(world.member_id)) == 1
+
+
+async def test_saving_again_after_unsave_does_not_send_the_paper_twice(world: World) -> None:
+    posts = await digest(world, papers=3)
+    paper = select_of(posts[0])["options"][0]["value"]
+    assert "sent to your DMs" in await save_from_panel(world, posts[0], paper)
+    await world.command("paper unsave", user_id=world.member_id, id=paper)
+    note = await save_from_panel(world, posts[0], paper)
+    assert "in your DMs already" in note
+    await asyncio.sleep(0.2)
+    assert len(world.fake.dm_messages(world.member_id)) == 1
+
+
+async def test_saving_with_closed_dms_keeps_the_paper_and_says_so(world: World) -> None:
+    posts = await digest(world, papers=3)
+    paper = select_of(posts[0])["options"][0]["value"]
+    world.fake.close_dms(world.member_id)
+    note = await save_from_panel(world, posts[0], paper)
+    assert "they are closed" in note
+    saved = await query_db(world, "SELECT paper_id FROM saved_papers WHERE user_id = :u", u=world.member_id)
+    assert saved == [(paper,)]
+    assert world.fake.dm_messages(world.member_id) == []
+
+
 async def test_thumbs_up_twice_takes_the_vote_back(world: World) -> None:
     posts = await digest(world, papers=3)
     paper = select_of(posts[0])["options"][0]["value"]

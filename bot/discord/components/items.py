@@ -33,16 +33,21 @@ from bot.discord.components.ids import (
     UP,
 )
 from bot.discord.components.panel import panel_text, panel_view
-from bot.discord.embeds import code_span, paper_embed
-from bot.domain.digest import DigestEntry
-from bot.domain.paper import Paper
+from bot.discord.embeds import code_span
 from bot.services.access import UserError
 from bot.services.outbox import NEXT_ALREADY, NEXT_EMPTY, NEXT_PAUSED, NEXT_POSTED, NextPage
-from bot.services.paper_actions import PanelState, PaperActions
+from bot.services.paper_actions import PanelState, PaperActions, SavedDm
 
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
+ALREADY_SAVED = "It was already on your reading list (`/paper unsave` takes it off)."
+SAVED_NOTES = {
+    SavedDm.SENT: "✅ Saved to your reading list, and sent to your DMs.",
+    SavedDm.IN_DMS: "✅ Saved to your reading list. It is in your DMs already, so it was not sent again.",
+    SavedDm.CLOSED: "✅ Saved to your reading list. It could not be sent to your DMs: they are closed.",
+    SavedDm.LATER: "✅ Saved to your reading list. Discord is busy: it will reach your DMs shortly.",
+}
 
 
 def _services(interaction: discord.Interaction) -> tuple[Services, PaperActions]:
@@ -137,14 +142,9 @@ class PaperButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PANEL
 
     async def _save(self, interaction: discord.Interaction[Any], actions: PaperActions) -> None:
         await interaction.response.defer()  # the DM may take a moment: update the panel afterwards
-        state, already = await actions.save(caller(interaction), self.target_id, self.arxiv_id)
-        if already:
-            note = "It was already on your reading list (`/paper unsave` takes it off)."
-        elif await _send_to_dms(interaction.user, state.paper):
-            note = "✅ Saved to your reading list, and sent to your DMs."
-        else:
-            note = "✅ Saved to your reading list. It could not be sent to your DMs: they are closed."
-        await _update_panel(interaction, state, note)
+        saved = await actions.save(caller(interaction), self.target_id, self.arxiv_id)
+        note = SAVED_NOTES[saved.dm] if not saved.already and saved.dm else ALREADY_SAVED
+        await _update_panel(interaction, saved.state, note)
 
     async def _rate(self, interaction: discord.Interaction[Any], actions: PaperActions, value: int) -> None:
         state = await actions.rate(caller(interaction), self.target_id, self.arxiv_id, value)
@@ -253,16 +253,6 @@ async def _update_panel(interaction: discord.Interaction[Any], state: PanelState
         view=panel_view(state, manager=_manager(interaction, state)),
         allowed_mentions=NO_MENTIONS,
     )
-
-
-async def _send_to_dms(user: discord.User | discord.Member, paper: Paper) -> bool:
-    """The saved paper's embed in the person's DMs; False when their DMs are closed."""
-    embed = discord.Embed.from_dict(paper_embed(DigestEntry(paper=paper)))
-    try:
-        await user.send("📌 Saved to your reading list:", embed=embed, allowed_mentions=NO_MENTIONS)
-    except discord.Forbidden:
-        return False
-    return True
 
 
 def paper_items() -> tuple[type[discord.ui.DynamicItem[Any]], ...]:
