@@ -370,6 +370,14 @@ class DeliveryRepository:
             stmt = stmt.where(DeliveryRow.target_id == target_id)
         return list(await self.session.scalars(stmt.order_by(DeliveryRow.id)))
 
+    async def status_of(self, target_id: int, paper_id: str) -> str | None:
+        """The delivery of a paper to a target: pending, claimed, sent or failed; None if none."""
+        return await self.session.scalar(
+            select(DeliveryRow.status).where(
+                DeliveryRow.target_id == target_id, DeliveryRow.paper_id == paper_id
+            )
+        )
+
     async def targets_with_pending(self, mode: str) -> list[int]:
         rows = await self.session.scalars(
             select(DeliveryRow.target_id)

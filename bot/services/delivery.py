@@ -65,7 +65,7 @@ HOLD_WAIT = 10.0
 """Seconds a command (`/digest now`, Next papers) waits for another process to finish with the target."""
 
 Renderer = Callable[[Digest, str], list[OutgoingMessage]]
-"""Turns a digest into messages; the second argument is "digest", "instant" or "resend"."""
+"""Turns a digest into messages; the second argument is "digest", "instant", "saved" or "resend"."""
 
 
 @dataclass(slots=True)
@@ -172,24 +172,30 @@ class Deliverer:
 
         await self.work.each(due, one)
 
-    async def flush_instant(self, target_ids: Sequence[int] | None = None) -> DeliveryReport:
-        """Post what does not wait for a digest, instant posts and saved papers' DMs (all
-        targets, or the ones named)."""
+    async def flush_instant(
+        self, target_ids: Sequence[int] | None = None, *, mode: str = MODE_INSTANT
+    ) -> DeliveryReport:
+        """Post what does not wait for a digest: the pending deliveries of `mode` (instant posts,
+        or saved papers' DMs) to the targets named; with none named, both, wherever they wait."""
         report = DeliveryReport()
+        modes: dict[int, list[str]] = {}
         if target_ids is None:
             async with self.sessions() as session:
                 repository = DeliveryRepository(session)
-                waiting = [await repository.targets_with_pending(m) for m in (MODE_INSTANT, MODE_SAVED)]
-                target_ids = sorted(set().union(*waiting))
+                for kind in (MODE_INSTANT, MODE_SAVED):
+                    for target_id in await repository.targets_with_pending(kind):
+                        modes.setdefault(target_id, []).append(kind)
+        else:
+            modes = {target_id: [mode] for target_id in target_ids}
 
         async def one(target_id: int) -> None:
             async with self.work.hold(target_id) as mine:
                 if mine and not self._closing:
                     await self._resend_claimed(target_id, report)
-                    await self._deliver(target_id, MODE_INSTANT, report, scheduled=False)
-                    await self._deliver(target_id, MODE_SAVED, report, scheduled=False)
+                    for kind in modes[target_id]:
+                        await self._deliver(target_id, kind, report, scheduled=False)
 
-        await self.work.each(target_ids, one)
+        await self.work.each(sorted(modes), one)
         return report
 
     async def deliver_digest(self, target_id: int, *, scheduled: bool) -> DeliveryReport:

@@ -15,7 +15,7 @@ from enum import Enum
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.feedback import FeedbackRepository, SavedPaperRepository
-from bot.db.models import DELIVERY_PENDING, MODE_SAVED, TARGET_CHANNEL, TargetRow
+from bot.db.models import DELIVERY_PENDING, DELIVERY_SENT, MODE_SAVED, TARGET_CHANNEL, TargetRow
 from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
 from bot.domain.bibtex import bibtex_entry
 from bot.domain.paper import Paper, normalize_arxiv_id
@@ -158,12 +158,13 @@ class PaperActions:
             )
         if not added:
             return Saved(state, already=False, dm=SavedDm.IN_DMS)
-        report = await self.deliverer.flush_instant([dms_id])
-        if report.papers:
-            return Saved(state, already=False, dm=SavedDm.SENT)
+        await self.deliverer.flush_instant([dms_id], mode=MODE_SAVED)
         async with self.sessions() as session:
-            now = await session.get(TargetRow, dms_id)
-            closed = now is not None and now.paused_reason is not None
+            status = await DeliveryRepository(session).status_of(dms_id, state.paper.arxiv_id)
+            target = await session.get(TargetRow, dms_id)
+        if status == DELIVERY_SENT:
+            return Saved(state, already=False, dm=SavedDm.SENT)
+        closed = target is not None and target.paused_reason is not None
         return Saved(state, already=False, dm=SavedDm.CLOSED if closed else SavedDm.LATER)
 
     async def rate(self, caller: Caller, target_id: int, raw_id: str, value: int) -> PanelState:
