@@ -40,6 +40,7 @@ from sklearn.svm import LinearSVC
 from sqlalchemy import insert
 
 from bench.bench_match import RSS, load_corpus, make_papers
+from bench.probe import StallProbe
 from bot.config import RelevanceSettings
 from bot.db.engine import create_engine, session_factory
 from bot.db.migrate import upgrade
@@ -117,25 +118,14 @@ async def _round(url: str) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # as `paperwatch run` does once started (bot/discord/runner.py)
     await vectors.space()  # the bot keeps the fitted vocabulary; fitting is not part of a round
-    stalls: list[float] = []
-    done = asyncio.Event()
-
-    async def probe() -> None:
-        while not done.is_set():
-            started = time.perf_counter()
-            await asyncio.sleep(0.005)
-            stalls.append(time.perf_counter() - started - 0.005)
-
-    task = asyncio.create_task(probe())
-    started = time.perf_counter()
     from sqlalchemy import select
 
-    async with sessions() as session:
-        target_ids = list(await session.scalars(select(TargetRow.id)))
-    report = await recommender.prepare(target_ids)
-    seconds = time.perf_counter() - started
-    done.set()
-    await task
+    with StallProbe() as probe:
+        started = time.perf_counter()
+        async with sessions() as session:
+            target_ids = list(await session.scalars(select(TargetRow.id)))
+        report = await recommender.prepare(target_ids)
+        seconds = time.perf_counter() - started
     load = os.getloadavg()[0]  # other processes on the machine slow the round down
     in_thread = recommender.workers.in_thread
     await recommender.close()
@@ -147,7 +137,7 @@ async def _round(url: str) -> dict[str, Any]:
         "recommend_papers": report.papers,
         "recommend_user_p95_ms": round(float(np.percentile(per_user, 95)), 1),
         "recommend_user_p50_ms": round(float(np.percentile(per_user, 50)), 1),
-        "recommend_max_loop_stall_ms": round(max(stalls) * 1000, 1),
+        "recommend_max_loop_stall_ms": round(probe.worst * 1000, 1),
         "recommend_workers": 0 if in_thread else recommender.workers.processes,
         "recommend_load_average": round(load, 2),
     }

@@ -36,6 +36,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 from bench.bench_match import RESULTS, STOPWORDS, Corpus, load_corpus, make_papers
+from bench.probe import PROBE_INTERVAL, StallProbe
 from bot.config import load_settings
 from bot.db.engine import create_engine
 from bot.db.models import PaperRow
@@ -51,7 +52,6 @@ PG_ENV = "PAPERWATCH_TEST_PG_URL"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 BASELINE_LIMIT = 20_000
 """What the load-everything approach loaded: the newest 20,000 papers."""
-PROBE_INTERVAL = 0.005
 
 
 class FixedClock:
@@ -155,28 +155,6 @@ def make_queries(corpus: Corpus, count: int, rng: random.Random) -> list[str]:
 
 
 # --- timing ---------------------------------------------------------------------------------
-
-
-class StallProbe:
-    """A task that sleeps PROBE_INTERVAL again and again and keeps the worst lateness."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(PROBE_INTERVAL)
-            self.worst = max(self.worst, time.perf_counter() - before - PROBE_INTERVAL)
-
-    def __enter__(self) -> StallProbe:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
 
 def summary(latencies: list[float]) -> dict[str, float]:

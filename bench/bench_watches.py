@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.probe import PROBE_INTERVAL, StallProbe
 from bot.db.engine import create_engine, session_factory
 from bot.db.migrate import upgrade
 from bot.db.models import TargetRow, WatchRow
@@ -65,29 +66,19 @@ async def _fill(sessions: async_sessionmaker[AsyncSession], watches: int) -> Non
 
 async def _timed(read: Callable[[], Awaitable[int]], rounds: int = 3) -> dict[str, Any]:
     """Seconds per read (best and worst of `rounds`) and the longest the loop was held."""
-    stall = 0.0
-
-    async def probe() -> None:
-        nonlocal stall
-        while True:
-            began = time.perf_counter()
-            await asyncio.sleep(0.005)
-            stall = max(stall, time.perf_counter() - began - 0.005)
-
-    task = asyncio.create_task(probe())
-    await asyncio.sleep(0.05)
     seconds = []
     count = 0
-    for _ in range(rounds):
-        began = time.perf_counter()
-        count = await read()
-        seconds.append(time.perf_counter() - began)
-    task.cancel()
+    with StallProbe() as probe:
+        await asyncio.sleep(PROBE_INTERVAL * 2)
+        for _ in range(rounds):
+            began = time.perf_counter()
+            count = await read()
+            seconds.append(time.perf_counter() - began)
     return {
         "rows": count,
         "seconds_best": round(min(seconds), 3),
         "seconds_worst": round(max(seconds), 3),
-        "max_loop_stall_ms": round(stall * 1000, 1),
+        "max_loop_stall_ms": round(probe.worst * 1000, 1),
     }
 
 
