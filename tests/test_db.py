@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db import repo as repo_module
+from bot.db.deliveries import DeliveryRepository
 from bot.db.engine import create_engine, session_factory
 from bot.db.migrate import alembic_config, current_revision, upgrade
 from bot.db.models import Base, DeliveryRow, PaperRow, TargetRow, WatchRow
-from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository, WatchRepository
+from bot.db.repo import PaperRepository, TargetRepository, WatchRepository
 from bot.db.search_index import search_tables
 from bot.domain.paper import ARXIV, HF, Paper
 from bot.services.core import Core

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+from bot.db.deliveries import DeliveryRepository
 from bot.db.models import WatchRow
-from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
+from bot.db.repo import PaperRepository, TargetRepository
 from bot.domain.chart import BACKGROUND, COLOURS, HEIGHT_PX, WIDTH_PX, Series, WeeklyChart, render_png
 from bot.services.access import UserError
 from bot.services.core import Core

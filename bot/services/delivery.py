@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
+from bot.db.deliveries import DeliveryRepository
 from bot.db.models import (
     DELIVERY_CLAIMED,
     DELIVERY_FAILED,
@@ -29,12 +30,7 @@ from bot.db.models import (
     DeliveryRow,
     TargetRow,
 )
-from bot.db.repo import (
-    BotStateRepository,
-    DeliveryRepository,
-    TargetRepository,
-    WatchRepository,
-)
+from bot.db.repo import BotStateRepository, TargetRepository, WatchRepository
 from bot.domain.digest import Digest, announces_more
 from bot.domain.schedule import Schedule, parse_time
 from bot.services.clock import Clock

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
+from bot.db.deliveries import DeliveryRepository
 from bot.db.models import MODE_INSTANT
-from bot.db.repo import ActiveWatch, DeliveryRepository, WatchRepository
+from bot.db.repo import ActiveWatch, WatchRepository
 from bot.domain.batch import PaperBatch, iter_bits
 from bot.domain.matcher import PaperWords, explain, paper_words
 from bot.domain.paper import Paper

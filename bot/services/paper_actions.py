@@ -14,9 +14,10 @@ from enum import Enum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.deliveries import DeliveryRepository
 from bot.db.feedback import FeedbackRepository, SavedPaperRepository
 from bot.db.models import DELIVERY_PENDING, DELIVERY_SENT, MODE_SAVED, TARGET_CHANNEL, TargetRow
-from bot.db.repo import DeliveryRepository, PaperRepository, TargetRepository
+from bot.db.repo import PaperRepository, TargetRepository
 from bot.domain.bibtex import bibtex_entry
 from bot.domain.paper import Paper, normalize_arxiv_id
 from bot.services.access import Caller, NotFound, UserError, schedule_defaults

@@ -31,9 +31,9 @@ import scipy.sparse
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.deliveries import DeliveryRepository
 from bot.db.feedback import UserFeedback, feedback_of_users
 from bot.db.models import DELIVERY_PENDING, MODE_DIGEST, TARGET_USER, PaperRow, TargetRow
-from bot.db.repo import DeliveryRepository
 from bot.relevance.recommend import (
     BACKGROUND,
     MIN_POSITIVES,

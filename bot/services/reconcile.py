@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.deliveries import DeliveryRepository
 from bot.db.models import DeliveryRow, TargetRow
-from bot.db.repo import DeliveryRepository
 from bot.services.clock import Clock
 from bot.services.outbox import Sender, destination_of, make_nonce
 

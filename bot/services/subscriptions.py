@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.db.deliveries import DeliveryRepository
 from bot.db.models import MODE_DIGEST, MODE_INSTANT, TargetRow, WatchRow
-from bot.db.repo import DeliveryRepository, PaperRepository
+from bot.db.repo import PaperRepository
 from bot.domain.paper import Paper
 from bot.domain.query import Query
 from bot.services.access import UserError, parse_user_query
