@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +22,25 @@ R = TypeVar("R")
 
 MAX_WORKERS = 4
 """Worker processes at most (fewer on a machine with fewer cores)."""
+
+
+def _start_worker() -> None:
+    """Start of a worker process: it ends when the bot's process ends, however that ends.
+
+    A worker waits on its task queue, whose pipe it holds both ends of, so it never sees the
+    bot go; and while a worker lives, so does the forkserver that made it. Without this, each
+    SIGKILL of the bot would leave the forkserver and every worker running for ever.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        sentinel = parent.sentinel  # readable once the bot's process has ended
+
+        def end_with_the_bot() -> None:
+            multiprocessing.connection.wait([sentinel])
+            os._exit(0)
+
+        threading.Thread(target=end_with_the_bot, name="paperwatch-end-with-bot", daemon=True).start()
+    start_worker()
 
 
 def _worker_count() -> int:
@@ -66,7 +87,7 @@ class WorkerPool:
         context = multiprocessing.get_context(self.method)
         if self.method == "forkserver":
             context.set_forkserver_preload(["bot.relevance.recommend"])
-        executor = ProcessPoolExecutor(self.processes, mp_context=context, initializer=start_worker)
+        executor = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_start_worker)
         try:  # each call while no worker is idle starts one more, up to `processes`
             for started in [executor.submit(os.getpid) for _ in range(self.processes)]:
                 started.result()
