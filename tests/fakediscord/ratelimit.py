@@ -3,9 +3,12 @@
 Discord counts every authenticated request of the bot against 50 a second (interaction
 callbacks and follow-ups, which go through webhook routes, do not count) and answers the
 rest with a 429 whose body says ``"global": true``, with ``X-RateLimit-Global: true``,
-``X-RateLimit-Scope: global`` and ``Retry-After``. The fake keeps the requests it answered in
-a sliding one-second window; a request that finds the window full gets that 429, with
-``retry_after`` = when the oldest request leaves the window. Refused requests do not count.
+``X-RateLimit-Scope: global`` and ``Retry-After``. Like Discord's bucket, the fake's window is
+fixed: it opens with the first request after the last one closed, holds ``per_second``
+requests, and refills all at once when it closes. A request that finds it full gets that 429,
+with ``retry_after`` = when it closes, so every client told to wait comes back to a full
+bucket (a sliding window frees one slot at a time and lets a crowd of waiters spend all of
+discord.py's five tries on it). Refused requests do not count.
 
 Off by default (``FakeDiscord.global_limit is None``); turn it on with
 ``fake.global_limit = GlobalRateLimit(50)`` (or a lower rate for a fast test).
@@ -13,9 +16,9 @@ Off by default (``FakeDiscord.global_limit is None``); turn it on with
 
 from __future__ import annotations
 
+import math
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: Paths below the API base that Discord does not count against the bot's global limit.
 EXEMPT_PREFIXES = ("/interactions/", "/webhooks/")
@@ -25,7 +28,10 @@ EXEMPT_PREFIXES = ("/interactions/", "/webhooks/")
 class GlobalRateLimit:
     per_second: float = 50.0
     window: float = 1.0
-    answered: deque[float] = field(default_factory=deque)
+    opened: float | None = None
+    """When the current window opened; ``None`` before the first request."""
+    used: int = 0
+    """Requests the current window has let through."""
     limited: int = 0
     """429s answered so far."""
     counted: int = 0
@@ -43,11 +49,12 @@ class GlobalRateLimit:
         if self.exempt(path):
             return None
         now = time.monotonic() if now is None else now
-        while self.answered and now - self.answered[0] >= self.window:
-            self.answered.popleft()
-        if len(self.answered) >= self.capacity:
+        if self.opened is None or now >= self.opened + self.window:
+            self.opened, self.used = now, 0
+        if self.used >= self.capacity:
             self.limited += 1
-            return max(0.001, self.answered[0] + self.window - now)
-        self.answered.append(now)
+            # Rounded up to the millisecond Discord reports, so a client never comes back early.
+            return max(0.001, math.ceil((self.opened + self.window - now) * 1000) / 1000)
+        self.used += 1
         self.counted += 1
         return None

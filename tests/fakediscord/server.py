@@ -1474,11 +1474,6 @@ class FakeDiscord:
         self, request: web.Request, record: RecordedRequest, body: Any, files: list[UploadedFile]
     ) -> web.Response:
         method, path = record.method, record.path
-        for rule in [
-            r for r in self.faults if r.status is None and not r.after_effect and r.matches(method, path)
-        ]:
-            rule.hits += 1
-            await self._sleep(rule.delay)
         matched: tuple[_Route, dict[str, str]] | None = None
         method_mismatch = False
         for route in _ROUTES:
@@ -1490,6 +1485,16 @@ class FakeDiscord:
                 continue
             matched = (route, m.groupdict())
             break
+        authorized = request.headers.get("Authorization") == f"Bot {self.token}" or not self.require_auth
+        global_retry = None
+        if self.global_limit is not None and matched is not None and matched[0].auth and authorized:
+            # Discord counts a request when it arrives, before the latency of its answer.
+            global_retry = self.global_limit.check(path)
+        for rule in [
+            r for r in self.faults if r.status is None and not r.after_effect and r.matches(method, path)
+        ]:
+            rule.hits += 1
+            await self._sleep(rule.delay)
         if matched is None:
             record.known_route = False
             self.unknown_requests.append(record)
@@ -1499,10 +1504,8 @@ class FakeDiscord:
         route, params = matched
         if route.auth and self.require_auth and request.headers.get("Authorization") != f"Bot {self.token}":
             return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
-        if self.global_limit is not None and route.auth:
-            retry_after = self.global_limit.check(path)
-            if retry_after is not None:
-                return ratelimited_response(retry_after, global_=True, scope="global")
+        if global_retry is not None:
+            return ratelimited_response(global_retry, global_=True, scope="global")
         bucket = self._bucket(route)
         per_channel = self.channel_limit.check(method, path) if self.channel_limit is not None else None
         if per_channel is not None and per_channel.retry_after is not None:
