@@ -52,6 +52,8 @@ RESULTS = ROOT / "bench" / "results" / "fanout.json"
 BUDGET = 45.0
 LATENCY = 0.15
 MAX_PAPERS = 30
+POLL = 0.1
+"""Seconds between the bench's counts of stored papers: counting 1,000 channels is CPU the bots need."""
 PG_ENV = "PAPERWATCH_TEST_PG_URL"
 _MESSAGES = re.compile(r"/channels/\d+/messages")
 
@@ -161,7 +163,7 @@ async def deliver(url: str, processes: int, channels: int, guilds: int) -> dict[
         stored = 0
         deadline = time.monotonic() + 30 + 4 * expected_papers / BUDGET
         while time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(POLL)
             posts = [r for r in fake.requests if r.method == "POST" and _MESSAGES.fullmatch(r.path)]
             if posts and first is None:
                 first = time.monotonic()

@@ -80,6 +80,10 @@ class DiscordSettings:
 class DatabaseSettings:
     url: str = "sqlite+aiosqlite:///paperwatch.db"
     echo: bool = False
+    pool_size: int = 20
+    """PostgreSQL: connections a process keeps open."""
+    max_overflow: int = 10
+    """PostgreSQL: connections a process may open beyond `pool_size` at a peak, closed after."""
 
 
 @dataclass(frozen=True, slots=True)

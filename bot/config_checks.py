@@ -39,6 +39,9 @@ def validate(s: Settings) -> None:
         if value <= 0:
             raise ConfigError(f"{key}: must be greater than 0, got {value}")
 
+    positive("database.pool_size", s.database.pool_size)
+    if s.database.max_overflow < 0:
+        raise ConfigError(f"database.max_overflow: must be 0 or more, got {s.database.max_overflow}")
     positive("feeds.huggingface.poll_interval", s.feeds.huggingface.poll_interval)
     positive("feeds.arxiv.poll_interval", s.feeds.arxiv.poll_interval)
     positive("feeds.huggingface.page_size", s.feeds.huggingface.page_size)

@@ -195,6 +195,24 @@ def test_non_positive_poll_interval_refused() -> None:
     assert "feeds.huggingface.poll_interval" in message
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("PAPERWATCH_DATABASE__POOL_SIZE", "0", "database.pool_size"),
+        ("PAPERWATCH_DATABASE__MAX_OVERFLOW", "-1", "database.max_overflow"),
+    ],
+)
+def test_a_database_pool_without_connections_is_refused(variable: str, value: str, key: str) -> None:
+    assert key in config_error(environ={variable: value})
+
+
+def test_the_database_pool_settings_are_read() -> None:
+    settings = load_settings(
+        environ={"PAPERWATCH_DATABASE__POOL_SIZE": "7", "PAPERWATCH_DATABASE__MAX_OVERFLOW": "0"}
+    )
+    assert (settings.database.pool_size, settings.database.max_overflow) == (7, 0)
+
+
 def test_unrelated_environment_variables_are_ignored() -> None:
     settings = load_settings(environ={"PATH": "/usr/bin", "PAPERWATCH_CLOCK_OFFSET": "60", "HOME": "/root"})
     assert settings.digest.max_papers == 25

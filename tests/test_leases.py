@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.db.models import DeliveryRow, ProcessRow, TargetRow
@@ -204,6 +204,42 @@ async def test_a_dead_process_claims_are_checked_against_history_and_finished_by
     await b_leases.stop()
 
 
+async def test_a_slow_target_holds_up_neither_its_turn_nor_the_next(
+    two_cores: tuple[Core, Core], clock: FakeClock
+) -> None:
+    first, _ = two_cores
+    await channels_with_matches(first, clock, CHANNELS)
+    discord = SlowDiscord(clock)
+    release = asyncio.Event()
+    slow: list[int] = []
+
+    async def send(destination: Destination, message: OutgoingMessage, nonce: str) -> int:
+        if not slow:
+            slow.append(destination.channel_id)
+        if destination.channel_id == slow[0]:
+            await release.wait()  # the first channel's post takes a very long time
+        return await discord.send(destination, message, nonce)
+
+    outbox, leases = process(first, ViaProcess(discord, send), concurrency=4)
+    await leases.start()
+    clock.set(NEXT_DIGEST)
+    round_ = asyncio.create_task(outbox.run_due_digests())
+    expected = Counter(digest_order())
+    for _ in range(1000):
+        found = papers_per_channel(discord)
+        if len(found) == CHANNELS - 1 and all(counts == expected for counts in found.values()):
+            break
+        await asyncio.sleep(0.01)
+    # the other eleven channels' digests went out whole, four targets at a time, meanwhile
+    assert sorted(found) == sorted(CHANNEL + n for n in range(CHANNELS) if CHANNEL + n != slow[0])
+    assert all(counts == expected for counts in found.values())
+    assert not round_.done()
+    release.set()
+    await round_
+    assert_everything_once(discord, CHANNELS)
+    await leases.stop()
+
+
 async def test_a_target_held_by_a_live_process_is_not_taken(
     two_cores: tuple[Core, Core], clock: FakeClock
 ) -> None:
@@ -285,3 +321,28 @@ async def test_quiet_waits_for_the_work_under_way_and_starts_nothing_new() -> No
     await asyncio.wait_for(late, 1)
     await task
     assert done == ["first", "first"]
+
+
+async def test_each_process_keeps_the_pool_its_settings_ask_for(
+    pg_database: str, make_settings: Callable[..., Settings], clock: FakeClock
+) -> None:
+    settings = make_settings(
+        PAPERWATCH_DATABASE__URL=pg_database,
+        PAPERWATCH_DATABASE__POOL_SIZE="3",
+        PAPERWATCH_DATABASE__MAX_OVERFLOW="1",
+    )
+    core = await Core.open(settings, clock=clock)
+    try:
+
+        async def busy() -> None:
+            async with core.sessions() as session:
+                await session.execute(select(func.pg_sleep(0.2)))
+
+        began = time.monotonic()
+        await asyncio.gather(*(busy() for _ in range(6)))  # four at a time: three kept, one more
+        assert time.monotonic() - began >= 0.39  # two rounds of 0.2 s: no fifth connection
+        pool = core.engine.pool
+        assert pool.size() == 3  # type: ignore[attr-defined]
+        assert pool.checkedin() == 3  # type: ignore[attr-defined]  # the overflow one was closed
+    finally:
+        await core.close()

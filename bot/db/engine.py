@@ -14,9 +14,21 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # database grows; the operating system caches the file as well, so a small one costs little
 # and keeps a long-running bot's memory flat (bench/soak.py: 14-day RSS growth 13.6% → 9.3%).
 SQLITE_CACHE_KIB = 256
+#: Connections a process keeps open to PostgreSQL (`[database] pool_size`), and how many more
+#: it may open at a peak (`max_overflow`). SQLAlchemy's default of 5 made a fan-out to many
+#: targets open and close an overflow connection for nearly every transaction, each one
+#: connecting and preparing its statements again (bench/bench_fanout.py).
+PG_POOL_SIZE = 20
+PG_MAX_OVERFLOW = 10
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = PG_POOL_SIZE,
+    max_overflow: int = PG_MAX_OVERFLOW,
+) -> AsyncEngine:
     """An async engine for `url`; SQLite files are created next to their parent directory."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -26,7 +38,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.update(pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

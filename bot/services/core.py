@@ -43,7 +43,10 @@ class Core:
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Core:
-        engine = create_engine(settings.database.url, echo=settings.database.echo)
+        database = settings.database
+        engine = create_engine(
+            database.url, echo=database.echo, pool_size=database.pool_size, max_overflow=database.max_overflow
+        )
         if migrate:
             await upgrade(engine)
         sessions = session_factory(engine)

@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -147,8 +147,11 @@ class Leases:
                 .values(claimed_by=None, lease_until=None)
             )
 
-    async def take_due(self, now: datetime, limit: int = 500) -> list[int]:
-        """Hold the targets whose digest is due at `now` and that no live process holds, oldest first."""
+    async def take_due(self, now: datetime, limit: int = 500, *, exclude: Collection[int] = ()) -> list[int]:
+        """Hold the targets whose digest is due at `now` and that no live process holds, oldest first.
+
+        `exclude`: targets this process is working on already (their digest has not moved on yet).
+        """
         due = (
             select(TargetRow.id)
             .where(TargetRow.next_digest_at.is_not(None), TargetRow.next_digest_at <= now, self._free())
@@ -156,6 +159,8 @@ class Leases:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if exclude:
+            due = due.where(TargetRow.id.not_in(list(exclude)))
         async with self.sessions.begin() as session:
             ids = await session.scalars(
                 update(TargetRow)
@@ -203,25 +208,48 @@ async def unclaim(
             target.next_digest_at, target.last_digest_at = schedule
 
 
+TURNS_IN_FLIGHT = 4
+"""Due digests are taken in turns of `batch` ÷ this, so this many turns are under way at once."""
+
+
 async def due_in_turns(
     leases: Leases,
     now: datetime,
     batch: int,
-    deliver: Callable[[Sequence[int], Any], Awaitable[object]],
+    deliver: Callable[[Sequence[int], Any], Coroutine[Any, Any, object]],
     report: Any,
 ) -> None:
-    """Take due digests `batch` at a time and `deliver` each batch, until none is left to take.
+    """Take due digests a turn at a time and `deliver` each turn, until none is left to take.
 
-    Small batches share a busy 09:00 between the processes; a target taken again after its
-    turn (its digest could not be moved on) ends the round, and is given back.
+    Small turns share a busy 09:00 between the processes. Up to `batch` targets are held at
+    once, in `TURNS_IN_FLIGHT` turns: when one turn is done the next is taken, so the slowest
+    target of a turn never leaves the others' share of the REST budget unused. A target taken
+    again after its turn (its digest could not be moved on) is given back and not taken again
+    this round.
     """
+    turn = max(1, batch // TURNS_IN_FLIGHT)
     seen: set[int] = set()
-    while True:
-        due = await leases.take_due(now, limit=batch)
-        fresh = [target_id for target_id in due if target_id not in seen]
-        for target_id in set(due) - set(fresh):
-            await leases.give_back(target_id)
-        if not fresh:
-            return
-        seen.update(fresh)
-        await deliver(fresh, report)
+    running: dict[asyncio.Task[object], list[int]] = {}
+    taking = True
+    try:
+        while taking or running:
+            held = [target_id for ids in running.values() for target_id in ids]
+            if taking and batch - len(held) >= turn:
+                due = await leases.take_due(now, limit=turn, exclude=held)
+                fresh = [target_id for target_id in due if target_id not in seen]
+                for target_id in set(due) - set(fresh):
+                    await leases.give_back(target_id)
+                if fresh:
+                    seen.update(fresh)
+                    running[asyncio.create_task(deliver(fresh, report))] = fresh
+                    continue
+                taking = False
+            if running:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del running[task]
+                    task.result()
+                taking = taking or bool(done)
+    finally:
+        for task in running:
+            await cancel_and_wait(task)
