@@ -259,6 +259,24 @@ async def test_a_target_held_by_a_live_process_is_not_taken(
     assert not await a_leases.take(target_id)
 
 
+async def test_a_new_process_waits_until_every_other_one_counts_it(
+    two_cores: tuple[Core, Core],
+) -> None:
+    first, second = two_cores
+    shares: list[int] = []
+    old = Leases(first.sessions, heartbeat_interval=0.2, lease=5.0, on_share=shares.append)
+    new = Leases(second.sessions, heartbeat_interval=0.2, lease=5.0)
+    assert await old.beat() == 1 and shares == [1]
+    assert await new.beat() == 2
+    # the old process still sends at the whole budget until its next heartbeat
+    assert not await new.counted_by_all(timeout=0.3)
+    assert await old.beat() == 2 and shares == [1, 2]
+    assert await new.counted_by_all(timeout=0.3)
+    # a process dead for longer than a lease is not waited for
+    await new.stop()
+    assert await old.counted_by_all(timeout=0.3)
+
+
 # --- fan-out without a database -------------------------------------------------------------------
 
 
@@ -272,6 +290,20 @@ async def test_token_bucket_paces_requests_to_its_rate() -> None:
     began = time.monotonic()
     await asyncio.gather(*(bucket.take() for _ in range(21)))
     assert 0.18 <= time.monotonic() - began < 1.5
+
+
+async def test_a_hold_off_ends_at_its_time_or_when_resumed() -> None:
+    bucket = TokenBucket(1000.0)
+    bucket.hold_off(0.2)
+    began = time.monotonic()
+    await bucket.take()
+    assert time.monotonic() - began >= 0.19
+    bucket.hold_off(30.0)
+    waiting = asyncio.create_task(bucket.take())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    bucket.resume()
+    await asyncio.wait_for(waiting, 1.0)
 
 
 async def test_each_target_in_order_targets_overlap_and_a_stuck_one_holds_up_nobody() -> None:

@@ -32,6 +32,7 @@ from bot.services.polling import FeedPoller, build_fetcher, build_http_client
 from bot.services.recommend import Recommender
 from bot.services.scheduling import Timetable, finish_or_cancel
 from bot.services.stats import StatsService
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class BotApp:
         self.leases: Leases | None = None
         self.bucket: TokenBucket | None = None
         self.recommender: Recommender | None = None
+        self.counted: asyncio.Task[None] | None = None
+        """Ends the hold-off on sends once every other process counts this one."""
 
     async def start(self) -> None:
         settings = self.settings
@@ -115,7 +118,8 @@ class BotApp:
             )
             await self.leases.start()
             # the others count this process at their next heartbeat; till then their shares fill the budget
-            bucket.hold_off(scaleout.heartbeat_interval)
+            bucket.hold_off(scaleout.lease)
+            self.counted = asyncio.create_task(self._resume_when_counted(self.leases, bucket, scaleout.lease))
             log.info("process %s, one of %d running", self.leases.process_id, self.leases.live)
         self.recommender = Recommender(
             core.sessions, core.vectors, core.clock, cutoff=settings.relevance.recommend_cutoff
@@ -163,6 +167,16 @@ class BotApp:
         )
         self.task = asyncio.create_task(client.start(settings.token.reveal()), name="discord-client")
 
+    @staticmethod
+    async def _resume_when_counted(leases: Leases, bucket: TokenBucket, timeout: float) -> None:
+        try:
+            if not await leases.counted_by_all(timeout):
+                log.warning("a process did not count this one within %.0f s; sending anyway", timeout)
+        except Exception:  # the database is away; the hold-off runs out by itself
+            log.exception("could not check that the other processes count this one")
+        else:
+            bucket.resume()
+
     async def wait_ready(self, timeout: float = 10.0) -> None:
         assert self.client is not None and self.task is not None
         ready = asyncio.create_task(self.client.wait_until_ready())
@@ -204,6 +218,8 @@ class BotApp:
             await self.recommender.close()  # its worker processes
         if self.leadership is not None:
             await self.leadership.stop()
+        if self.counted is not None:
+            await cancel_and_wait(self.counted)
         if self.leases is not None:
             with contextlib.suppress(Exception):  # the leases run out by themselves
                 await self.leases.stop()

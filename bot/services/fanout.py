@@ -38,11 +38,19 @@ class TokenBucket:
         self._stamp = clock()
         self._turn = asyncio.Lock()
         self._not_before = 0.0
+        self._resumed = asyncio.Event()
         self.taken = 0
 
     def hold_off(self, seconds: float) -> None:
-        """Give no token for `seconds`: a process that just started waits until the others count it."""
+        """Give no token for `seconds`, or until `resume()`: a process that just started waits
+        until the others count it."""
         self._not_before = self._clock() + seconds
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """End a hold-off early."""
+        self._not_before = 0.0
+        self._resumed.set()
 
     def set_rate(self, rate: float) -> None:
         self._refill()
@@ -57,7 +65,9 @@ class TokenBucket:
         async with self._turn:
             wait = self._not_before - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._resumed.wait()
             while True:
                 self._refill()
                 if self._tokens >= 1:

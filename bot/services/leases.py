@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable, Collection, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +62,8 @@ class Leases:
         self.on_share = on_share
         """Called with the live process count after each heartbeat (each takes its share of the budget)."""
         self.live = 1
+        self.joined: datetime | None = None
+        """The database's time just after this process's first heartbeat was stored."""
         self._task: asyncio.Task[None] | None = None
 
     # -- heartbeat -------------------------------------------------------------------------
@@ -103,10 +106,38 @@ class Leases:
             )
             # forget processes dead for long; their claims stay and are taken over as usual
             await session.execute(delete(ProcessRow).where(ProcessRow.last_seen < now - 10 * self.lease))
+        if self.joined is None:  # a moment after the first beat was committed
+            async with self.sessions() as session:
+                self.joined = await session.scalar(select(func.now()))
         self.live = max(1, int(live or 0))
         if self.on_share is not None:
             self.on_share(self.live)
         return self.live
+
+    async def counted_by_all(self, timeout: float) -> bool:
+        """Wait until every other live process has beaten since this one joined (its first
+        heartbeat), so that each takes its smaller share of the budget; False if one has not
+        within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        if self.joined is None:
+            await self.beat()
+        joined = self.joined
+        while True:
+            async with self.sessions() as session:
+                behind = await session.scalar(
+                    select(func.count())
+                    .select_from(ProcessRow)
+                    .where(
+                        ProcessRow.id != self.process_id,
+                        ProcessRow.last_seen > func.now() - self.lease,
+                        ProcessRow.last_seen <= joined,
+                    )
+                )
+            if not behind:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(min(0.25, self.heartbeat_interval / 4))
 
     async def _run(self) -> None:
         while True:
