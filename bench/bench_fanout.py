@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -54,6 +55,9 @@ LATENCY = 0.15
 MAX_PAPERS = 30
 POLL = 0.1
 """Seconds between the bench's counts of stored papers: counting 1,000 channels is CPU the bots need."""
+BOT_NICENESS = 5
+"""The bots run below the local Discord's CPU priority: Discord answers from its own machines,
+and here a stalled stand-in would read a burst of requests late and count them in one second."""
 PG_ENV = "PAPERWATCH_TEST_PG_URL"
 _MESSAGES = re.compile(r"/channels/\d+/messages")
 
@@ -138,6 +142,11 @@ async def deliver(url: str, processes: int, channels: int, guilds: int) -> dict[
     fake.global_limit = GlobalRateLimit(50)
     fake.channel_limit = ChannelMessageLimit(5, 5.0)
     expected_papers = sum(sizes)
+    # Discord answers from its own machines; here the stand-in's garbage collector paused its
+    # loop for up to 250 ms, then read a quarter of a second of requests as one burst.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     bots: list[BotProcess] = []
     tmp = Path(tempfile.mkdtemp(prefix="pw-fanout-"))
     try:
@@ -158,6 +167,8 @@ async def deliver(url: str, processes: int, channels: int, guilds: int) -> dict[
             bot = BotProcess(env, tmp, tmp / f"bot{n}.log")
             bots.append(bot)
             await bot.start()
+            assert bot.proc is not None
+            os.setpriority(os.PRIO_PROCESS, bot.proc.pid, BOT_NICENESS)
         first: float | None = None
         last_change = time.monotonic()
         stored = 0
@@ -201,6 +212,8 @@ async def deliver(url: str, processes: int, channels: int, guilds: int) -> dict[
             "lost": result["lost"],
         }
     finally:
+        gc.enable()
+        gc.unfreeze()
         for bot in bots:
             await bot.close()
         await feeds.close()
