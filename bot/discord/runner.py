@@ -117,9 +117,11 @@ class BotApp:
                 on_share=lambda live: bucket.set_rate(budget / live),
             )
             await self.leases.start()
-            # the others count this process at their next heartbeat; till then their shares fill the budget
-            bucket.hold_off(scaleout.lease)
-            self.counted = asyncio.create_task(self._resume_when_counted(self.leases, bucket, scaleout.lease))
+            # the others count this process at their next heartbeat; till then their shares fill
+            # the budget. One that has not beaten in two intervals is dead or too busy to send much.
+            hold = 2 * scaleout.heartbeat_interval
+            bucket.hold_off(hold)
+            self.counted = asyncio.create_task(self._resume_when_counted(self.leases, bucket, hold))
             log.info("process %s, one of %d running", self.leases.process_id, self.leases.live)
         self.recommender = Recommender(
             core.sessions, core.vectors, core.clock, cutoff=settings.relevance.recommend_cutoff
@@ -171,7 +173,7 @@ class BotApp:
     async def _resume_when_counted(leases: Leases, bucket: TokenBucket, timeout: float) -> None:
         try:
             if not await leases.counted_by_all(timeout):
-                log.warning("a process did not count this one within %.0f s; sending anyway", timeout)
+                log.info("a process did not count this one within %.0f s; sending anyway", timeout)
         except Exception:  # the database is away; the hold-off runs out by itself
             log.exception("could not check that the other processes count this one")
         else:
