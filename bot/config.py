@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bot.config_checks import ConfigError, validate
+from bot.db.engine import PG_MAX_OVERFLOW, PG_POOL_SIZE
 
 ENV_PREFIX = "PAPERWATCH_"
 CONFIG_ENV = "PAPERWATCH_CONFIG"
@@ -80,9 +81,9 @@ class DiscordSettings:
 class DatabaseSettings:
     url: str = "sqlite+aiosqlite:///paperwatch.db"
     echo: bool = False
-    pool_size: int = 20
+    pool_size: int = PG_POOL_SIZE
     """PostgreSQL: connections a process keeps open."""
-    max_overflow: int = 10
+    max_overflow: int = PG_MAX_OVERFLOW
     """PostgreSQL: connections a process may open beyond `pool_size` at a peak, closed after."""
 
 

@@ -280,7 +280,7 @@ async def due_in_turns(
                 for task in done:
                     del running[task]
                     task.result()
-                taking = taking or bool(done)
+                taking = True  # a turn is done: there is room, and targets may have come free
     finally:
         for task in running:
             await cancel_and_wait(task)

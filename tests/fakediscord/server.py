@@ -1502,7 +1502,7 @@ class FakeDiscord:
                 return json_response({"message": "405: Method Not Allowed", "code": 0}, status=405)
             return json_response({"message": "404: Not Found", "code": 0}, status=404)
         route, params = matched
-        if route.auth and self.require_auth and request.headers.get("Authorization") != f"Bot {self.token}":
+        if route.auth and not authorized:
             return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
         if global_retry is not None:
             return ratelimited_response(global_retry, global_=True, scope="global")
