@@ -32,11 +32,19 @@ JITTER = 0.9
 
 
 def spread_guilds(fake: FakeDiscord, count: int) -> list[int]:
-    """Guilds created a millisecond apart, so they alternate between two shards; their ids."""
-    ids = []
-    for i in range(count):
-        ids.append(fake.add_guild(f"Lab {i}", channels=("papers",)).id)
+    """Guilds created a millisecond apart, so they alternate between two shards; their ids.
+
+    The clock is real time moved on: on a slow machine a millisecond more may pass between two
+    guilds, so one that lands on the same shard as the one before is left out and another made.
+    """
+    ids: list[int] = []
+    made = 0
+    while len(ids) < count:
+        guild_id = fake.add_guild(f"Lab {made}", channels=("papers",)).id
+        made += 1
         fake.advance_clock(0.001)
+        if not ids or shard_of(guild_id) != shard_of(ids[-1]):
+            ids.append(guild_id)
     return ids
 
 
